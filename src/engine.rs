@@ -1,0 +1,435 @@
+//! The gate: the one path every tool call takes, whichever door it came through.
+//!
+//! [`Engine::call`] looks the tool up, checks it is enabled, parses the
+//! arguments, works out the risk (a dry run is low), decides whether a human yes
+//! is needed and gets it (an approval id, an interactive [`Approver`], or an
+//! approval the door already verified), runs the tool, writes one audit line,
+//! and returns the answer. Doors only translate requests and answers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{ApprovalNote, AuditLog, AuditRecord, Decision, Door, now_rfc3339};
+use crate::policy::{ApprovalMode, Approvals, PolicyStore, Risk};
+use crate::settings::Settings;
+use crate::tools::{APPROVAL_ID_ARG, BoxFuture, Progress, Registry, ToolContext, ToolSpec};
+use crate::workspace::Workspace;
+
+/// A request that cannot be served at all: a protocol error, not a tool result.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum GateError {
+    #[error("unknown tool `{0}`; call tools/list to see the available tools")]
+    UnknownTool(String),
+    #[error("{0}")]
+    InvalidArgs(String),
+}
+
+/// What an approver is asked: exactly what will happen.
+#[derive(Debug, Clone)]
+pub struct ApprovalQuestion {
+    pub tool: String,
+    pub risk: Risk,
+    /// A readable account of the action (argv, files and counts, path and size).
+    pub details: String,
+    /// Digest of the arguments the answer applies to.
+    pub args_digest: String,
+    pub timeout: Duration,
+}
+
+impl ApprovalQuestion {
+    /// The message shown to the person who answers.
+    pub fn message(&self) -> String {
+        format!(
+            "execlayer asks to run `{}` ({} risk):\n{}\n\nApprove this call?",
+            self.tool,
+            self.risk.as_str(),
+            self.details
+        )
+    }
+}
+
+/// An approver's answer. Anything but an explicit yes is a no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalAnswer {
+    Approved,
+    /// Declined, cancelled, malformed, errored or timed out; the reason says which.
+    Denied(String),
+}
+
+/// Asks a human, inside the caller's client (MCP elicitation).
+pub trait Approver: Send + Sync {
+    /// The channel's name in the audit log, e.g. `elicitation`.
+    fn channel(&self) -> &'static str;
+    fn ask<'a>(&'a self, question: &'a ApprovalQuestion) -> BoxFuture<'a, ApprovalAnswer>;
+}
+
+/// How this call may obtain a yes when it needs one.
+pub enum ApprovalSource<'a> {
+    /// Only an `approval_id` argument can approve; otherwise a pending id is issued.
+    IdOnly,
+    /// Ask this approver when no `approval_id` is given.
+    Ask(&'a dyn Approver),
+    /// Return [`CallOutcome::NeedsInput`] instead of refusing (2026-07-28 `input_required`).
+    Defer,
+    /// The door already verified a yes bound to these exact arguments.
+    Granted { via: &'static str, id: Option<String> },
+    /// The door already has a no (or a retry it could not verify).
+    Refused { via: &'static str, reason: String },
+}
+
+/// Who is calling and through which door.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub door: Door,
+    pub client: Option<String>,
+    /// Playbook run id and step index, for steps.
+    pub run: Option<(String, usize)>,
+}
+
+impl Caller {
+    pub fn new(door: Door) -> Self {
+        Self {
+            door,
+            client: None,
+            run: None,
+        }
+    }
+}
+
+/// The answer to a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResponse {
+    pub text: String,
+    /// Structured content; present only when it conforms to the output schema.
+    pub structured: Option<Value>,
+    pub is_error: bool,
+    pub decision: Decision,
+    /// The id to approve, when the call was refused for want of approval.
+    pub pending_id: Option<String>,
+}
+
+impl ToolResponse {
+    fn refused(decision: Decision, text: String) -> Self {
+        Self {
+            text,
+            structured: None,
+            is_error: true,
+            decision,
+            pending_id: None,
+        }
+    }
+}
+
+/// What came of a call.
+#[derive(Debug)]
+pub enum CallOutcome {
+    Done(ToolResponse),
+    /// Approval is needed and the door will ask for it (`ApprovalSource::Defer`).
+    NeedsInput(ApprovalQuestion),
+}
+
+/// The core: settings, workspace, policy, approvals, audit and tools.
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    pub workspace: Arc<Workspace>,
+    pub policy: PolicyStore,
+    pub approvals: Approvals,
+    pub audit: AuditLog,
+    pub registry: Registry,
+}
+
+/// Per-call extras from the door.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    pub cancel: CancellationToken,
+    pub progress: Progress,
+}
+
+impl Engine {
+    /// Builds the engine from validated settings.
+    pub fn new(settings: Settings) -> anyhow::Result<Arc<Self>> {
+        let workspace = Workspace::new(&settings.workspace_root).map_err(|e| {
+            anyhow::anyhow!("EXECUTION_WORKSPACE_ROOT {}: {e}", settings.workspace_root.display())
+        })?;
+        let registry = Registry::builtin();
+        let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
+        let audit = AuditLog::open(&settings.audit_log)
+            .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
+        Ok(Arc::new(Self {
+            settings: Arc::new(settings),
+            workspace: Arc::new(workspace),
+            policy,
+            approvals: Approvals::new(),
+            audit,
+            registry,
+        }))
+    }
+
+    /// The tools that are enabled now, in registry order.
+    pub fn enabled_tools(&self) -> Vec<&ToolSpec> {
+        let policy = self.policy.current();
+        self.registry
+            .iter()
+            .map(|t| t.spec())
+            .filter(|s| policy.enabled(s.name))
+            .collect()
+    }
+
+    fn context(&self, opts: &CallOptions) -> ToolContext {
+        ToolContext {
+            workspace: self.workspace.clone(),
+            settings: self.settings.clone(),
+            cancel: opts.cancel.clone(),
+            progress: opts.progress.clone(),
+        }
+    }
+
+    /// Runs one call through the gate.
+    pub async fn call(
+        &self,
+        caller: &Caller,
+        tool_name: &str,
+        args: Option<Map<String, Value>>,
+        approval: ApprovalSource<'_>,
+        opts: CallOptions,
+    ) -> Result<CallOutcome, GateError> {
+        let started = Instant::now();
+        let tool = self
+            .registry
+            .get(tool_name)
+            .ok_or_else(|| GateError::UnknownTool(tool_name.to_owned()))?
+            .clone();
+        let mut args = args.unwrap_or_default();
+        let approval_id = match args.remove(APPROVAL_ID_ARG) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) => Some(id),
+            Some(other) => {
+                return Err(GateError::InvalidArgs(format!(
+                    "invalid arguments for {tool_name}: `approval_id` must be a string, got {other}"
+                )));
+            }
+        };
+        let args = Value::Object(args);
+        let digest = args_digest(&args);
+        let policy = self.policy.current();
+        let mut record = AuditRecord {
+            ts: now_rfc3339(),
+            request_id: crate::policy::approvals::new_id(),
+            door: caller.door,
+            client: caller.client.clone(),
+            tool: tool_name.to_owned(),
+            risk: policy.risk(tool_name),
+            args_digest: digest.clone(),
+            args_preview: preview(&args),
+            decision: Decision::Allowed,
+            approval: None,
+            dry_run: false,
+            outcome: None,
+            error: None,
+            duration_ms: 0,
+            run_id: caller.run.as_ref().map(|(id, _)| id.clone()),
+            step: caller.run.as_ref().map(|(_, step)| *step),
+        };
+
+        if !policy.enabled(tool_name) {
+            let response = ToolResponse::refused(
+                Decision::Disabled,
+                format!("tool disabled: {tool_name}; an operator can enable it in the policy"),
+            );
+            return Ok(CallOutcome::Done(self.finish(record, started, response)));
+        }
+        let prepared = tool.prepare(args).map_err(GateError::InvalidArgs)?;
+        let ctx = self.context(&opts);
+        let dry_run = prepared.dry_run();
+        let risk = if dry_run { Risk::Low } else { policy.risk(tool_name) };
+        record.dry_run = dry_run;
+        record.risk = risk;
+
+        let needs_approval = policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium;
+        if needs_approval {
+            let question = || ApprovalQuestion {
+                tool: tool_name.to_owned(),
+                risk,
+                details: prepared.describe(&ctx),
+                args_digest: digest.clone(),
+                timeout: Duration::from_secs(policy.approval_timeout_seconds),
+            };
+            if let Some(id) = approval_id {
+                match self.approvals.consume(&id, tool_name, &digest) {
+                    Ok(granted) => {
+                        record.approval = Some(ApprovalNote {
+                            via: "approval_id".into(),
+                            id: Some(granted.id),
+                            answer: Some("approved".into()),
+                        });
+                    }
+                    Err(e) => {
+                        record.approval = Some(ApprovalNote {
+                            via: "approval_id".into(),
+                            id: Some(id),
+                            answer: Some("refused".into()),
+                        });
+                        let text = format!("approval required: {e}");
+                        let response = ToolResponse::refused(Decision::Denied, text);
+                        return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                    }
+                }
+            } else {
+                match approval {
+                    ApprovalSource::Granted { via, id } => {
+                        record.approval = Some(ApprovalNote {
+                            via: via.into(),
+                            id,
+                            answer: Some("approved".into()),
+                        });
+                    }
+                    ApprovalSource::Defer => return Ok(CallOutcome::NeedsInput(question())),
+                    ApprovalSource::Refused { via, reason } => {
+                        record.approval = Some(ApprovalNote {
+                            via: via.into(),
+                            id: None,
+                            answer: Some(reason.clone()),
+                        });
+                        let response = ToolResponse::refused(
+                            Decision::Denied,
+                            format!("denied: {tool_name} did not run ({reason})"),
+                        );
+                        return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                    }
+                    ApprovalSource::Ask(approver) => {
+                        let q = question();
+                        let answer = tokio::select! {
+                            a = approver.ask(&q) => a,
+                            _ = opts.cancel.cancelled() => ApprovalAnswer::Denied("the request was cancelled".into()),
+                        };
+                        match answer {
+                            ApprovalAnswer::Approved => {
+                                record.approval = Some(ApprovalNote {
+                                    via: approver.channel().into(),
+                                    id: None,
+                                    answer: Some("approved".into()),
+                                });
+                            }
+                            ApprovalAnswer::Denied(reason) => {
+                                record.approval = Some(ApprovalNote {
+                                    via: approver.channel().into(),
+                                    id: None,
+                                    answer: Some(reason.clone()),
+                                });
+                                let response = ToolResponse::refused(
+                                    Decision::Denied,
+                                    format!("denied: {tool_name} did not run ({reason})"),
+                                );
+                                return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                            }
+                        }
+                    }
+                    ApprovalSource::IdOnly => {
+                        let q = question();
+                        let ttl = Duration::from_secs(policy.approval_ttl_seconds);
+                        let pending = self.approvals.request(tool_name, &digest, &q.details, risk, ttl);
+                        record.approval = Some(ApprovalNote {
+                            via: "operator".into(),
+                            id: Some(pending.id.clone()),
+                            answer: Some("pending".into()),
+                        });
+                        let text = format!(
+                            "approval required: `{tool_name}` is {} risk and this server requires a human yes.\nWhat it would do: {}\nAsk an operator to approve id {} (`execlayer approve {}`, the dashboard, or POST /api/v1/execution/approvals/{}/approve), then retry the same call with \"approval_id\": \"{}\".",
+                            risk.as_str(),
+                            q.details,
+                            pending.id,
+                            pending.id,
+                            pending.id,
+                            pending.id
+                        );
+                        let mut response = ToolResponse::refused(Decision::ApprovalRequired, text);
+                        response.pending_id = Some(pending.id);
+                        return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                    }
+                }
+            }
+        }
+
+        let result = prepared.run(ctx).await;
+        let response = match result {
+            Ok(output) => ToolResponse {
+                text: output.text,
+                structured: Some(output.structured),
+                is_error: output.is_error,
+                decision: Decision::Allowed,
+                pending_id: None,
+            },
+            Err(e) => ToolResponse {
+                text: e.message,
+                structured: None,
+                is_error: true,
+                decision: Decision::Allowed,
+                pending_id: None,
+            },
+        };
+        Ok(CallOutcome::Done(self.finish(record, started, response)))
+    }
+
+    /// Writes the audit line, then hands the response back.
+    fn finish(&self, mut record: AuditRecord, started: Instant, response: ToolResponse) -> ToolResponse {
+        record.decision = response.decision;
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        if response.decision == Decision::Allowed {
+            record.outcome = Some(if response.is_error { "error" } else { "ok" }.into());
+        }
+        if response.is_error {
+            record.error = Some(crate::tools::truncate_str(&response.text, 300).0.to_owned());
+        }
+        if let Err(e) = self.audit.append(&record) {
+            tracing::error!(error = %e, path = %self.audit.path().display(), "cannot append to the audit log");
+        }
+        response
+    }
+}
+
+/// The digest a call's approval is bound to: its arguments without `approval_id`.
+pub fn call_digest(args: Option<&Map<String, Value>>) -> String {
+    let mut args = args.cloned().unwrap_or_default();
+    args.remove(APPROVAL_ID_ARG);
+    args_digest(&Value::Object(args))
+}
+
+/// SHA-256 of the arguments' canonical JSON (keys sorted), hex.
+pub fn args_digest(args: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(canonical_json(args).as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// JSON with object keys sorted at every level, so equal arguments hash equally.
+pub fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let mut out = Map::new();
+                for k in keys {
+                    out.insert(k.clone(), sorted(&map[k]));
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// A short, single-line preview of the arguments for the audit log.
+fn preview(args: &Value) -> String {
+    const MAX: usize = 200;
+    let text = args.to_string();
+    let (cut, truncated) = crate::tools::truncate_str(&text, MAX);
+    if truncated { format!("{cut}…") } else { text }
+}

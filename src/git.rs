@@ -1,0 +1,59 @@
+//! Opening the workspace's git repository through libgit2 (no git process).
+//!
+//! The workspace may be the repository's top level or a folder inside it; then
+//! [`Repo::scope`] is that folder and git tools see only paths under it, shown
+//! relative to the workspace root. libgit2 runs no hooks, no fsmonitor and no
+//! external filters, so reading a hostile repository executes nothing.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Repository, RepositoryOpenFlags};
+
+use crate::tools::ToolError;
+
+/// A repository and the part of it the workspace covers.
+pub struct Repo {
+    pub repo: Repository,
+    /// The workspace root relative to the repository's work tree, with a
+    /// trailing `/` (empty when the workspace is the top level).
+    pub scope: String,
+}
+
+impl Repo {
+    /// Finds the repository that holds `root` (the root itself or a parent).
+    pub fn open(root: &Path) -> Result<Self, ToolError> {
+        let repo = Repository::open_ext(root, RepositoryOpenFlags::empty(), std::iter::empty::<&Path>())
+            .map_err(|_| {
+                ToolError::new(format!(
+                    "the workspace {} is not inside a git repository; run `git init` there first",
+                    root.display()
+                ))
+            })?;
+        let workdir: PathBuf = repo
+            .workdir()
+            .ok_or_else(|| ToolError::new("the repository is bare; git tools need a work tree"))?
+            .canonicalize()
+            .map_err(|e| ToolError::new(format!("cannot resolve the repository's work tree: {e}")))?;
+        let scope = match root.strip_prefix(&workdir) {
+            Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+            Ok(rel) => format!("{}/", rel.to_string_lossy()),
+            Err(_) => String::new(),
+        };
+        Ok(Self { repo, scope })
+    }
+
+    /// Turns a repository path into a workspace path; `None` when it lies outside.
+    pub fn to_workspace<'a>(&self, repo_path: &'a str) -> Option<&'a str> {
+        repo_path.strip_prefix(self.scope.as_str())
+    }
+
+    /// Turns a workspace-relative path into a repository path.
+    pub fn to_repo(&self, workspace_path: &str) -> String {
+        format!("{}{}", self.scope, workspace_path)
+    }
+}
+
+/// Maps a libgit2 error to a readable tool error.
+pub fn git_error(context: &str, e: git2::Error) -> ToolError {
+    ToolError::new(format!("{context}: {}", e.message()))
+}

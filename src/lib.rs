@@ -1,0 +1,32 @@
+//! execlayer: a guarded execution layer for LLM agents, served over MCP.
+//!
+//! Every tool call, whichever door it comes through, goes through one gate
+//! ([`engine::Engine::call`]) that checks policy, gets approvals, runs the tool
+//! inside the workspace and writes the audit log.
+//!
+//! Module map:
+//! - [`settings`]: environment and `.env` → validated [`settings::Settings`].
+//! - [`policy`]: the policy file, the live policy, the approvals store.
+//! - [`workspace`]: path confinement ([`workspace::WorkspacePath`]).
+//! - [`engine`]: the gate.
+//! - [`audit`]: the append-only JSONL log.
+//! - [`tools`]: one file per tool and the registry.
+//! - [`patch`]: unified-diff parsing and all-or-nothing apply.
+//! - [`git`]: opening the workspace repository with libgit2.
+//! - [`mcp`]: the rmcp server handler (tools, approvals by elicitation, list changes).
+//! - [`server`]: starting the doors and the background tasks.
+//! - [`schemas`]: generated JSON schemas of the tools and the policy file.
+//! - [`fsutil`]: atomic writes and small file helpers.
+
+pub mod audit;
+pub mod engine;
+pub mod fsutil;
+pub mod git;
+pub mod mcp;
+pub mod patch;
+pub mod policy;
+pub mod schemas;
+pub mod server;
+pub mod settings;
+pub mod tools;
+pub mod workspace;

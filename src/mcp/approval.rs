@@ -1,0 +1,247 @@
+//! How an MCP call gets its human yes, by protocol era and client capability.
+//!
+//! - 2025 revisions, client declared elicitation: ask with `elicitation/create`
+//!   ([`ElicitApprover`]) and wait up to `approval_timeout_seconds`.
+//! - 2026-07-28, client declared elicitation: answer with `input_required`
+//!   carrying the question and a sealed `requestState` ([`Seals`]); the retry's
+//!   answer is trusted only when the state opens with this exact tool and
+//!   argument digest, has not expired and was not used before.
+//! - Otherwise: the operator path (a pending approval id).
+//!
+//! Anything but an explicit yes is a no.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
+    ElicitationSchema, InputRequest, InputRequiredResult, ProtocolVersion, RequestStateCodec, SealOptions,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, Peer, RoleServer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::{ApprovalAnswer, ApprovalQuestion, ApprovalSource, Approver, call_digest};
+use crate::tools::BoxFuture;
+
+/// The key under which the approval question travels in `inputRequests`.
+pub const INPUT_KEY: &str = "approval";
+/// The one field of the approval form.
+pub const APPROVE_FIELD: &str = "approve";
+
+/// Seals and checks `requestState` tokens; remembers used ones until they expire.
+pub struct Seals {
+    codec: RequestStateCodec,
+    used: Mutex<HashMap<String, Instant>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedApproval {
+    /// Random, single use.
+    nonce: String,
+    tool: String,
+    digest: String,
+}
+
+impl Seals {
+    /// `key` (at least 32 bytes) lets several instances share states; `None` picks a random key.
+    pub fn new(key: Option<&[u8]>) -> anyhow::Result<Self> {
+        let key = match key {
+            Some(k) => k.to_vec(),
+            None => {
+                let bytes: [u8; 32] = rand::random();
+                bytes.to_vec()
+            }
+        };
+        Ok(Self {
+            codec: RequestStateCodec::try_new(key).map_err(|e| anyhow::anyhow!("EXECUTION_STATE_KEY: {e}"))?,
+            used: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn associated_data(tool: &str, digest: &str) -> Vec<u8> {
+        format!("execlayer/approval/v1\0{tool}\0{digest}").into_bytes()
+    }
+
+    /// A state bound to `tool` and `digest`, valid for `ttl`.
+    pub fn seal(&self, tool: &str, digest: &str, ttl: Duration) -> Result<String, McpError> {
+        let payload = SealedApproval {
+            nonce: crate::policy::approvals::new_id(),
+            tool: tool.to_owned(),
+            digest: digest.to_owned(),
+        };
+        let ad = Self::associated_data(tool, digest);
+        self.codec
+            .seal_json_with(&payload, &SealOptions::new().associated_data(&ad).ttl(ttl))
+            .map_err(|e| McpError::internal_error(format!("cannot seal the request state: {e}"), None))
+    }
+
+    /// Opens a state for `tool` and `digest` and marks it used. The error is
+    /// deliberately the same for every kind of failure.
+    pub fn open(&self, sealed: &str, tool: &str, digest: &str, ttl: Duration) -> Result<(), String> {
+        const REFUSED: &str = "the requestState is invalid, expired, already used, or was issued for other arguments; call the tool again without it";
+        let ad = Self::associated_data(tool, digest);
+        let payload: SealedApproval = self.codec.open_json_with(sealed, &ad).map_err(|_| REFUSED.to_owned())?;
+        if payload.tool != tool || payload.digest != digest {
+            return Err(REFUSED.to_owned());
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        used.retain(|_, expiry| *expiry > now);
+        if used.contains_key(&payload.nonce) {
+            return Err(REFUSED.to_owned());
+        }
+        // Remember it a little longer than it can live.
+        used.insert(payload.nonce, now + ttl + Duration::from_secs(60));
+        Ok(())
+    }
+}
+
+/// Asks through `elicitation/create` (2025 protocol revisions).
+pub struct ElicitApprover {
+    peer: Peer<RoleServer>,
+}
+
+/// The approval form: one required boolean.
+fn approval_schema() -> Result<ElicitationSchema, McpError> {
+    ElicitationSchema::builder()
+        .required_bool(APPROVE_FIELD)
+        .description("Set approve to true to run this call once; false (or decline) refuses it.")
+        .build()
+        .map_err(|e| McpError::internal_error(format!("cannot build the approval form: {e}"), None))
+}
+
+fn form(question: &ApprovalQuestion) -> Result<ElicitRequestParams, McpError> {
+    Ok(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: question.message(),
+        requested_schema: approval_schema()?,
+    })
+}
+
+/// Reads an elicitation answer: only `accept` with `approve: true` is a yes.
+pub fn judge(result: &ElicitResult) -> ApprovalAnswer {
+    match result.action {
+        ElicitationAction::Accept => {
+            match result.content.as_ref().and_then(|c| c.get(APPROVE_FIELD)) {
+                Some(Value::Bool(true)) => ApprovalAnswer::Approved,
+                Some(Value::Bool(false)) => ApprovalAnswer::Denied("the user answered no".into()),
+                _ => ApprovalAnswer::Denied("the answer did not say approve: true".into()),
+            }
+        }
+        ElicitationAction::Decline => ApprovalAnswer::Denied("the user declined".into()),
+        ElicitationAction::Cancel => ApprovalAnswer::Denied("the user cancelled".into()),
+        _ => ApprovalAnswer::Denied("the answer was not understood".into()),
+    }
+}
+
+impl Approver for ElicitApprover {
+    fn channel(&self) -> &'static str {
+        "elicitation"
+    }
+
+    fn ask<'a>(&'a self, question: &'a ApprovalQuestion) -> BoxFuture<'a, ApprovalAnswer> {
+        Box::pin(async move {
+            let params = match form(question) {
+                Ok(p) => p,
+                Err(e) => return ApprovalAnswer::Denied(e.message.to_string()),
+            };
+            match self.peer.create_elicitation_with_timeout(params, Some(question.timeout)).await {
+                Ok(result) => judge(&result),
+                Err(rmcp::ServiceError::Timeout { .. }) => {
+                    ApprovalAnswer::Denied(format!("no answer within {} s", question.timeout.as_secs()))
+                }
+                Err(e) => ApprovalAnswer::Denied(format!("the approval question failed: {e}")),
+            }
+        })
+    }
+}
+
+/// The approval channel chosen for one `tools/call`.
+pub enum Channel {
+    IdOnly,
+    Elicit(ElicitApprover),
+    /// 2026-07-28 first round: answer `input_required`.
+    Defer(std::sync::Arc<Seals>),
+    /// 2026-07-28 retry whose state and answer were checked.
+    Answered(ApprovalAnswer),
+}
+
+fn can_elicit(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.form.is_some() || e.url.is_none())
+}
+
+impl Channel {
+    pub fn for_request(
+        seals: &std::sync::Arc<Seals>,
+        ttl: Duration,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Channel {
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        if modern && let Some(state) = &request.request_state {
+            let digest = call_digest(request.arguments.as_ref());
+            if let Err(reason) = seals.open(state, &request.name, &digest, ttl) {
+                return Channel::Answered(ApprovalAnswer::Denied(reason));
+            }
+            let answer = request
+                .input_responses
+                .as_ref()
+                .and_then(|r| r.get(INPUT_KEY))
+                .map(|v| match serde_json::from_value::<ElicitResult>(v.clone()) {
+                    Ok(result) => judge(&result),
+                    Err(_) => ApprovalAnswer::Denied("the answer was not a valid elicitation result".into()),
+                })
+                .unwrap_or_else(|| ApprovalAnswer::Denied(format!("the retry carried no `{INPUT_KEY}` input response")));
+            return Channel::Answered(answer);
+        }
+        if !can_elicit(context) {
+            return Channel::IdOnly;
+        }
+        if modern {
+            Channel::Defer(seals.clone())
+        } else {
+            Channel::Elicit(ElicitApprover {
+                peer: context.peer.clone(),
+            })
+        }
+    }
+
+    pub fn source(&self) -> ApprovalSource<'_> {
+        match self {
+            Channel::IdOnly => ApprovalSource::IdOnly,
+            Channel::Elicit(approver) => ApprovalSource::Ask(approver),
+            Channel::Defer(_) => ApprovalSource::Defer,
+            Channel::Answered(ApprovalAnswer::Approved) => ApprovalSource::Granted {
+                via: "input_required",
+                id: None,
+            },
+            Channel::Answered(ApprovalAnswer::Denied(reason)) => ApprovalSource::Refused {
+                via: "input_required",
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// The `input_required` answer for a first round.
+    pub fn input_required(
+        &self,
+        request: &CallToolRequestParams,
+        question: &ApprovalQuestion,
+    ) -> Result<CallToolResponse, McpError> {
+        let Channel::Defer(seals) = self else {
+            return Err(McpError::internal_error("approval needed but no channel can ask", None));
+        };
+        let state = seals.seal(&request.name, &question.args_digest, question.timeout)?;
+        let mut requests = BTreeMap::new();
+        requests.insert(INPUT_KEY.to_owned(), InputRequest::Elicitation(ElicitRequest::new(form(question)?)));
+        Ok(InputRequiredResult::new(Some(requests), Some(state)).into())
+    }
+}

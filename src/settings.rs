@@ -1,0 +1,379 @@
+//! Settings: the environment (and `.env`) turned into one validated [`Settings`].
+//!
+//! [`RawEnv`] is a plain map of variables so tests never touch the process
+//! environment; [`Settings::from_env`] validates it, applies the defaults and the
+//! `MODELS_ROOT` derivations, and names the variable in every error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Variables as strings, before validation.
+pub type RawEnv = BTreeMap<String, String>;
+
+/// The commands `shell_exec` may start when `SHELL_ALLOWLIST` is unset.
+pub const DEFAULT_SHELL_ALLOWLIST: &str =
+    "git status,git diff,git log,git show,cargo test,cargo check,python -m pytest,pip list,ls";
+
+/// Voice file preferred under `$MODELS_ROOT` when it exists.
+pub const PREFERRED_VOICE: &str = "xtts/voices/daena_voice.wav";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("{var}: {message}")]
+    Invalid { var: &'static str, message: String },
+}
+
+fn invalid(var: &'static str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Everything execlayer reads from its environment, validated.
+#[derive(Clone)]
+pub struct Settings {
+    /// The one directory tools may touch (as given; canonicalized by `Workspace`).
+    pub workspace_root: PathBuf,
+    /// Required on every HTTP request when set. Never logged.
+    pub token: Option<String>,
+    /// The policy file.
+    pub config_path: PathBuf,
+    /// Directory of playbook files.
+    pub playbooks_dir: PathBuf,
+    /// The JSONL audit log.
+    pub audit_log: PathBuf,
+    /// Command prefixes `shell_exec` may run, each a list of argv words.
+    pub shell_allowlist: Vec<Vec<String>>,
+    /// Upper bound for a `shell_exec` call's `timeout_secs`.
+    pub shell_max_timeout: Duration,
+    /// Key that seals `requestState` for 2026-07-28 approvals (random when unset).
+    pub state_key: Option<Vec<u8>>,
+    pub models: ModelPaths,
+    pub ollama: OllamaSettings,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("workspace_root", &self.workspace_root)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("config_path", &self.config_path)
+            .field("audit_log", &self.audit_log)
+            .field("shell_allowlist", &self.shell_allowlist)
+            .field("models", &self.models)
+            .field("ollama", &self.ollama)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Model locations, explicit or derived from `MODELS_ROOT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPaths {
+    pub models_root: Option<PathBuf>,
+    pub ollama_models: Option<PathBuf>,
+    pub xtts_model_path: Option<PathBuf>,
+    pub tts_home: Option<PathBuf>,
+    pub voice_path: Option<PathBuf>,
+}
+
+/// How `reason` reaches Ollama.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OllamaSettings {
+    pub base_url: String,
+    pub reasoning_model: String,
+    pub fallback_model: String,
+    /// Longest wait for the next streamed chunk before the call fails.
+    pub stall_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads `.env` from `cwd` (when present) under the process environment,
+    /// which wins, and validates the result.
+    pub fn load(cwd: &Path) -> Result<Self, SettingsError> {
+        let mut env = RawEnv::new();
+        if let Ok(iter) = dotenvy::from_path_iter(cwd.join(".env")) {
+            for (key, value) in iter.flatten() {
+                env.insert(key, value);
+            }
+        }
+        for (key, value) in std::env::vars() {
+            env.insert(key, value);
+        }
+        Self::from_env(&env, cwd)
+    }
+
+    /// Validates `env`; relative paths are taken from `cwd`.
+    pub fn from_env(env: &RawEnv, cwd: &Path) -> Result<Self, SettingsError> {
+        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let home = get("HOME").map(PathBuf::from);
+        let path = |var: &'static str| -> Result<Option<PathBuf>, SettingsError> {
+            get(var)
+                .map(|v| expand_path(v, home.as_deref(), cwd).map_err(|m| invalid(var, m)))
+                .transpose()
+        };
+
+        let workspace_root = path("EXECUTION_WORKSPACE_ROOT")?.unwrap_or_else(|| cwd.to_path_buf());
+        if !workspace_root.is_dir() {
+            return Err(invalid(
+                "EXECUTION_WORKSPACE_ROOT",
+                format!("{} is not an existing directory", workspace_root.display()),
+            ));
+        }
+        let token = get("EXECUTION_TOKEN").map(str::to_owned);
+        if let Some(t) = &token
+            && t.len() < 8
+        {
+            return Err(invalid(
+                "EXECUTION_TOKEN",
+                "must be at least 8 characters (use e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        let config_path = path("EXECUTION_CONFIG")?
+            .unwrap_or_else(|| cwd.join("config/execution_layer_config.json"));
+        let playbooks_dir = path("EXECUTION_PLAYBOOKS_DIR")?.unwrap_or_else(|| {
+            config_path
+                .parent()
+                .map(|p| p.join("playbooks"))
+                .unwrap_or_else(|| cwd.join("config/playbooks"))
+        });
+        let audit_log = match path("EXECUTION_AUDIT_LOG")? {
+            Some(p) => p,
+            None => default_state_dir(env, home.as_deref())
+                .ok_or_else(|| {
+                    invalid(
+                        "EXECUTION_AUDIT_LOG",
+                        "is unset and neither XDG_STATE_HOME nor HOME is set to derive it; set it to a file path",
+                    )
+                })?
+                .join("audit.jsonl"),
+        };
+        let shell_allowlist = parse_allowlist(get("SHELL_ALLOWLIST").unwrap_or(DEFAULT_SHELL_ALLOWLIST))?;
+        let shell_max_timeout = Duration::from_secs(parse_u64(
+            get("SHELL_MAX_TIMEOUT_SECS"),
+            "SHELL_MAX_TIMEOUT_SECS",
+            600,
+            1..=86_400,
+        )?);
+        let state_key = match get("EXECUTION_STATE_KEY") {
+            None => None,
+            Some(k) if k.len() >= 32 => Some(k.as_bytes().to_vec()),
+            Some(_) => {
+                return Err(invalid(
+                    "EXECUTION_STATE_KEY",
+                    "must be at least 32 characters (use e.g. `openssl rand -hex 32`)",
+                ));
+            }
+        };
+
+        let models_root = path("MODELS_ROOT")?;
+        let derived = |sub: &str| models_root.as_ref().map(|r| r.join(sub));
+        let ollama_models = path("OLLAMA_MODELS")?.or_else(|| derived("ollama"));
+        let xtts_model_path = path("XTTS_MODEL_PATH")?.or_else(|| derived("xtts"));
+        let tts_home = path("TTS_HOME")?.or_else(|| derived("xtts"));
+        let preferred_voice = derived(PREFERRED_VOICE).filter(|p| p.is_file());
+        let voice_path = preferred_voice.or(path("XTTS_VOICE_PATH")?);
+
+        let base_url = get("OLLAMA_BASE_URL").unwrap_or("http://127.0.0.1:11434");
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(invalid(
+                "OLLAMA_BASE_URL",
+                format!("{base_url:?} must start with http:// or https://"),
+            ));
+        }
+        let ollama = OllamaSettings {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            reasoning_model: get("OLLAMA_REASONING_MODEL").unwrap_or("deepseek-r1:8b").to_owned(),
+            fallback_model: get("OLLAMA_REASONING_FALLBACK").unwrap_or("qwen2.5:7b").to_owned(),
+            stall_timeout: Duration::from_secs(parse_u64(
+                get("OLLAMA_STALL_TIMEOUT_SECS"),
+                "OLLAMA_STALL_TIMEOUT_SECS",
+                120,
+                1..=3_600,
+            )?),
+        };
+
+        Ok(Self {
+            workspace_root,
+            token,
+            config_path,
+            playbooks_dir,
+            audit_log,
+            shell_allowlist,
+            shell_max_timeout,
+            state_key,
+            models: ModelPaths {
+                models_root,
+                ollama_models,
+                xtts_model_path,
+                tts_home,
+                voice_path,
+            },
+            ollama,
+        })
+    }
+}
+
+/// Expands a leading `~` and makes relative paths absolute against `cwd`.
+fn expand_path(value: &str, home: Option<&Path>, cwd: &Path) -> Result<PathBuf, String> {
+    if value.contains('\0') {
+        return Err("contains a NUL byte".to_owned());
+    }
+    let expanded = if value == "~" || value.starts_with("~/") {
+        let home = home.ok_or("starts with ~ but HOME is unset; give an absolute path")?;
+        home.join(value.trim_start_matches('~').trim_start_matches('/'))
+    } else {
+        PathBuf::from(value)
+    };
+    Ok(if expanded.is_absolute() {
+        expanded
+    } else {
+        cwd.join(expanded)
+    })
+}
+
+fn default_state_dir(env: &RawEnv, home: Option<&Path>) -> Option<PathBuf> {
+    match env.get("XDG_STATE_HOME").filter(|v| v.starts_with('/')) {
+        Some(state) => Some(PathBuf::from(state).join("execlayer")),
+        None => home.map(|h| h.join(".local/state/execlayer")),
+    }
+}
+
+fn parse_u64(
+    value: Option<&str>,
+    var: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, SettingsError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let n: u64 = value
+        .parse()
+        .map_err(|_| invalid(var, format!("{value:?} is not a whole number")))?;
+    if !range.contains(&n) {
+        return Err(invalid(
+            var,
+            format!("{n} is out of range {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(n)
+}
+
+/// Splits `git status,cargo test` into `[["git","status"],["cargo","test"]]`.
+pub fn parse_allowlist(value: &str) -> Result<Vec<Vec<String>>, SettingsError> {
+    let mut rules = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let words = shell_words::split(entry)
+            .map_err(|e| invalid("SHELL_ALLOWLIST", format!("entry {entry:?}: {e}")))?;
+        if words.is_empty() {
+            continue;
+        }
+        if let Some(bad) = words.iter().find(|w| crate::tools::shell_exec::has_metachar(w)) {
+            return Err(invalid(
+                "SHELL_ALLOWLIST",
+                format!("entry {entry:?} has shell metacharacters in {bad:?}"),
+            ));
+        }
+        rules.push(words);
+    }
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> RawEnv {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_derive_from_cwd_and_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::from_env(&env(&[("HOME", "/home/u")]), dir.path()).unwrap();
+        assert_eq!(s.workspace_root, dir.path());
+        assert_eq!(s.config_path, dir.path().join("config/execution_layer_config.json"));
+        assert_eq!(s.playbooks_dir, dir.path().join("config/playbooks"));
+        assert_eq!(s.audit_log, PathBuf::from("/home/u/.local/state/execlayer/audit.jsonl"));
+        assert!(s.shell_allowlist.contains(&vec!["git".to_owned(), "status".to_owned()]));
+        assert_eq!(s.models.ollama_models, None);
+        assert_eq!(s.ollama.base_url, "http://127.0.0.1:11434");
+    }
+
+    #[test]
+    fn models_root_derives_unset_paths_and_explicit_values_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("models");
+        std::fs::create_dir_all(root.join("xtts/voices")).unwrap();
+        let e = env(&[("HOME", "/h"), ("MODELS_ROOT", root.to_str().unwrap())]);
+        let s = Settings::from_env(&e, dir.path()).unwrap();
+        assert_eq!(s.models.ollama_models, Some(root.join("ollama")));
+        assert_eq!(s.models.xtts_model_path, Some(root.join("xtts")));
+        assert_eq!(s.models.tts_home, Some(root.join("xtts")));
+        assert_eq!(s.models.voice_path, None);
+
+        std::fs::write(root.join(PREFERRED_VOICE), b"RIFF").unwrap();
+        let e = env(&[
+            ("HOME", "/h"),
+            ("MODELS_ROOT", root.to_str().unwrap()),
+            ("OLLAMA_MODELS", "~/ollama"),
+            ("XTTS_VOICE_PATH", "/v/other.wav"),
+        ]);
+        let s = Settings::from_env(&e, dir.path()).unwrap();
+        assert_eq!(s.models.ollama_models, Some(PathBuf::from("/h/ollama")));
+        assert_eq!(s.models.voice_path, Some(root.join(PREFERRED_VOICE)));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("EXECUTION_WORKSPACE_ROOT", "/definitely/not/here"),
+            ("EXECUTION_TOKEN", "short"),
+            ("SHELL_MAX_TIMEOUT_SECS", "ten"),
+            ("SHELL_MAX_TIMEOUT_SECS", "0"),
+            ("SHELL_ALLOWLIST", "git status,rm -rf /;"),
+            ("OLLAMA_BASE_URL", "localhost:11434"),
+            ("EXECUTION_STATE_KEY", "too-short"),
+        ];
+        for (var, value) in cases {
+            let err = Settings::from_env(&env(&[("HOME", "/h"), (var, value)]), dir.path()).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::from_env(&env(&[("HOME", "/h"), ("EXECUTION_TOKEN", "supersecret-token")]), dir.path())
+            .unwrap();
+        assert!(!format!("{s:?}").contains("supersecret"));
+    }
+}
+
+/// The derived model paths as `export` lines for a POSIX shell.
+pub fn env_exports(settings: &Settings) -> String {
+    let m = &settings.models;
+    let mut out = String::new();
+    let mut line = |name: &str, value: Option<&Path>| {
+        if let Some(v) = value {
+            out.push_str(&format!("export {name}={}\n", shell_words::quote(&v.to_string_lossy())));
+        }
+    };
+    line("MODELS_ROOT", m.models_root.as_deref());
+    line("OLLAMA_MODELS", m.ollama_models.as_deref());
+    line("XTTS_MODEL_PATH", m.xtts_model_path.as_deref());
+    line("TTS_HOME", m.tts_home.as_deref());
+    line("XTTS_VOICE_PATH", m.voice_path.as_deref());
+    out.push_str(&format!(
+        "export OLLAMA_BASE_URL={}\nexport OLLAMA_REASONING_MODEL={}\nexport OLLAMA_REASONING_FALLBACK={}\n",
+        shell_words::quote(&settings.ollama.base_url),
+        shell_words::quote(&settings.ollama.reasoning_model),
+        shell_words::quote(&settings.ollama.fallback_model)
+    ));
+    out
+}

@@ -1,0 +1,213 @@
+//! `git_diff`: a unified diff of the work tree, the index or a revision, through libgit2.
+
+use git2::{Delta, DiffFormat, DiffOptions};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Annotations, Tool, ToolContext, ToolError};
+use crate::git::{Repo, git_error};
+use crate::policy::Risk;
+use crate::workspace::Access;
+
+/// Most bytes of patch text returned.
+pub const MAX_PATCH_BYTES: usize = 512 * 1024;
+
+pub struct GitDiff;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Diff the staged changes (index against HEAD, or against `base`). Default false: unstaged changes.
+    #[serde(default)]
+    pub staged: bool,
+    /// A revision to diff against (a branch, tag or commit, e.g. `main` or `HEAD~2`); then the work tree (or, with `staged`, the index) is compared with it.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Only these files or directories, relative to the workspace root.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// Lines of context around each change (0 to 100). Default 3.
+    #[serde(default)]
+    pub context_lines: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileStat {
+    /// Path relative to the workspace root (the new path for renames).
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    /// added, deleted, modified, renamed, copied, typechange or untracked.
+    pub status: String,
+    pub additions: usize,
+    pub deletions: usize,
+    pub binary: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Output {
+    /// What was compared, e.g. `index..worktree` or `HEAD..index`.
+    pub compared: String,
+    pub files: Vec<FileStat>,
+    pub additions: usize,
+    pub deletions: usize,
+    /// Size of the whole patch in bytes.
+    pub patch_bytes: usize,
+    /// True when the patch text was cut at 512 KiB.
+    pub truncated: bool,
+    /// The patch travels once, in the text content block.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub patch: String,
+}
+
+impl Tool for GitDiff {
+    const NAME: &'static str = "git_diff";
+    const TITLE: &'static str = "Git diff";
+    const DESCRIPTION: &'static str = "Show a unified diff of the workspace repository: unstaged changes by default, staged changes with `staged: true`, or the work tree against a revision with `base`. Optional: limit to paths, set context lines. The patch text is in the text content block (at most 512 KiB); the structured result lists each file with +/- counts.";
+    const RISK: Risk = Risk::Low;
+    const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
+    type Params = Params;
+    type Output = Output;
+
+    fn describe(&self, _ctx: &ToolContext, _params: &Params) -> String {
+        "git diff".to_owned()
+    }
+
+    async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
+        if let Some(base) = &params.base
+            && (base.starts_with('-') || base.is_empty() || base.contains('\0'))
+        {
+            return Err(ToolError::new(format!(
+                "base {base:?} is not a revision; give a branch, tag or commit such as `main` or `HEAD~1`"
+            )));
+        }
+        let context = params.context_lines.unwrap_or(3);
+        if context > 100 {
+            return Err(ToolError::new(format!("context_lines must be from 0 to 100; got {context}")));
+        }
+        let mut paths = Vec::new();
+        for p in params.paths.iter().flatten() {
+            let resolved = ctx.workspace.resolve(p, Access::Read)?;
+            paths.push(resolved.relative().to_string_lossy().into_owned());
+        }
+        let root = ctx.workspace.root().to_path_buf();
+        tokio::task::spawn_blocking(move || diff(&Repo::open(&root)?, &params, &paths, context))
+            .await
+            .map_err(|e| ToolError::new(format!("internal error: {e}")))?
+    }
+
+    fn render(output: &Output) -> String {
+        if output.files.is_empty() {
+            return format!("No differences ({}).\n", output.compared);
+        }
+        let mut text = output.patch.clone();
+        if output.truncated {
+            text.push_str(&format!(
+                "\n[execlayer: patch cut at {MAX_PATCH_BYTES} of {} bytes; pass `paths` to see the rest]\n",
+                output.patch_bytes
+            ));
+        }
+        text
+    }
+}
+
+fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Output, ToolError> {
+    let repo = &r.repo;
+    let mut opts = DiffOptions::new();
+    opts.context_lines(context).disable_pathspec_match(true);
+    if paths.is_empty() {
+        if !r.scope.is_empty() {
+            opts.pathspec(&r.scope);
+        }
+    } else {
+        for p in paths {
+            opts.pathspec(r.to_repo(p));
+        }
+    }
+    let base_tree = match &params.base {
+        Some(base) => Some(
+            repo.revparse_single(base)
+                .and_then(|o| o.peel_to_tree())
+                .map_err(|e| git_error(&format!("base {base:?} does not name a commit"), e))?,
+        ),
+        None => None,
+    };
+    let (diff, compared) = if params.staged {
+        let tree = match base_tree {
+            Some(t) => Some(t),
+            None => repo.head().ok().and_then(|h| h.peel_to_tree().ok()),
+        };
+        let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+        let from = params.base.clone().unwrap_or_else(|| "HEAD".into());
+        (
+            repo.diff_tree_to_index(tree.as_ref(), Some(&index), Some(&mut opts)),
+            format!("{from}..index"),
+        )
+    } else if let Some(tree) = base_tree {
+        let from = params.base.clone().unwrap_or_default();
+        (
+            repo.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts)),
+            format!("{from}..worktree"),
+        )
+    } else {
+        (repo.diff_index_to_workdir(None, Some(&mut opts)), "index..worktree".to_owned())
+    };
+    let mut diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
+    let mut find = git2::DiffFindOptions::new();
+    find.renames(true);
+    diff.find_similar(Some(&mut find)).map_err(|e| git_error("cannot detect renames", e))?;
+
+    let mut files = Vec::new();
+    for (i, delta) in diff.deltas().enumerate() {
+        let new_path = delta.new_file().path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let old_path = delta.old_file().path().map(|p| p.to_string_lossy().into_owned());
+        let (additions, deletions) = match git2::Patch::from_diff(&diff, i) {
+            Ok(Some(patch)) => patch.line_stats().map(|(_, a, d)| (a, d)).unwrap_or((0, 0)),
+            _ => (0, 0),
+        };
+        let status = match delta.status() {
+            Delta::Added => "added",
+            Delta::Deleted => "deleted",
+            Delta::Modified => "modified",
+            Delta::Renamed => "renamed",
+            Delta::Copied => "copied",
+            Delta::Typechange => "typechange",
+            Delta::Untracked => "untracked",
+            _ => "modified",
+        };
+        let path = r.to_workspace(&new_path).unwrap_or(&new_path).to_owned();
+        files.push(FileStat {
+            old_path: old_path
+                .filter(|o| *o != new_path)
+                .map(|o| r.to_workspace(&o).unwrap_or(&o).to_owned()),
+            path,
+            status: status.to_owned(),
+            additions,
+            deletions,
+            binary: delta.flags().is_binary(),
+        });
+    }
+    let mut patch = Vec::new();
+    diff.print(DiffFormat::Patch, |_, _, line| {
+        match line.origin() {
+            '+' | '-' | ' ' => patch.push(line.origin() as u8),
+            _ => {}
+        }
+        patch.extend_from_slice(line.content());
+        true
+    })
+    .map_err(|e| git_error("cannot format the diff", e))?;
+    let patch_bytes = patch.len();
+    let text = String::from_utf8_lossy(&patch);
+    let (cut, truncated) = super::truncate_str(&text, MAX_PATCH_BYTES);
+    Ok(Output {
+        compared,
+        additions: files.iter().map(|f| f.additions).sum(),
+        deletions: files.iter().map(|f| f.deletions).sum(),
+        files,
+        patch_bytes,
+        truncated,
+        patch: cut.to_owned(),
+    })
+}

@@ -1,0 +1,356 @@
+//! The tools: one file each, and the registry that names them all.
+//!
+//! A tool implements [`Tool`]: typed `Params` and `Output` (their JSON schemas
+//! are the MCP `inputSchema` and `outputSchema`), a default risk, annotations, a
+//! readable rendering of its output, and `run`. [`Registry`] erases the types so
+//! the engine can list tools and turn raw JSON arguments into a [`Prepared`]
+//! call, which can describe itself for an approval before it runs.
+
+pub mod apply_patch;
+pub mod filesystem_list;
+pub mod filesystem_read;
+pub mod filesystem_search;
+pub mod filesystem_write;
+pub mod git_diff;
+pub mod git_status;
+pub mod shell_exec;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::policy::Risk;
+use crate::settings::Settings;
+use crate::workspace::{PathError, Workspace};
+
+/// Name of the argument every tool accepts to present an operator's approval.
+pub const APPROVAL_ID_ARG: &str = "approval_id";
+
+/// MCP tool annotations: hints for clients, never trusted for security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Annotations {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+impl Annotations {
+    pub const READ_ONLY: Self = Self {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+}
+
+/// A failure of the work itself (not of the request): the caller sees it as a
+/// tool result with `isError: true` and a message that says what to do.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{message}")]
+pub struct ToolError {
+    pub message: String,
+}
+
+impl ToolError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<PathError> for ToolError {
+    fn from(e: PathError) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+/// Reports progress of a long call to whoever asked (a no-op by default).
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>>);
+
+impl Progress {
+    pub fn new(report: impl Fn(f64, Option<f64>, String) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(report)))
+    }
+
+    pub fn report(&self, progress: f64, total: Option<f64>, message: impl Into<String>) {
+        if let Some(f) = &self.0 {
+            f(progress, total, message.into());
+        }
+    }
+}
+
+/// What a running tool may use.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub workspace: Arc<Workspace>,
+    pub settings: Arc<Settings>,
+    /// Cancelled when the caller gives up; long tools stop and clean up.
+    pub cancel: CancellationToken,
+    pub progress: Progress,
+}
+
+/// A tool's result: a readable text block and the structured content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub text: String,
+    pub structured: Value,
+    /// The work ran but failed (e.g. a non-zero exit): an error result with output.
+    pub is_error: bool,
+}
+
+/// One tool, with typed parameters and output.
+pub trait Tool: Send + Sync + 'static {
+    const NAME: &'static str;
+    const TITLE: &'static str;
+    const DESCRIPTION: &'static str;
+    const RISK: Risk;
+    const ANNOTATIONS: Annotations;
+    type Params: DeserializeOwned + JsonSchema + Send + Sync + 'static;
+    type Output: Serialize + JsonSchema + Send + 'static;
+
+    /// A dry run changes nothing and counts as low risk.
+    fn is_dry_run(_params: &Self::Params) -> bool {
+        false
+    }
+
+    /// What an approver needs to see: exactly what the call will do.
+    fn describe(&self, _ctx: &ToolContext, params: &Self::Params) -> String;
+
+    fn run(&self, ctx: &ToolContext, params: Self::Params) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+
+    /// The text block shown to models and people.
+    fn render(output: &Self::Output) -> String;
+
+    /// Whether a completed run still counts as a failure (e.g. a non-zero exit).
+    fn is_error(_output: &Self::Output) -> bool {
+        false
+    }
+}
+
+/// Static facts about a tool, with its schemas generated once.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub risk: Risk,
+    pub annotations: Annotations,
+    pub input_schema: Arc<Map<String, Value>>,
+    pub output_schema: Arc<Map<String, Value>>,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A call whose arguments parsed: it can be described, then run once.
+pub trait Prepared: Send + Sync {
+    fn dry_run(&self) -> bool;
+    fn describe(&self, ctx: &ToolContext) -> String;
+    fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>>;
+}
+
+/// A tool with its types erased, as the registry holds it.
+pub trait DynTool: Send + Sync {
+    fn spec(&self) -> &ToolSpec;
+    /// Parses `args` (without `approval_id`); the error names the bad argument.
+    fn prepare(&self, args: Value) -> Result<Box<dyn Prepared>, String>;
+}
+
+struct Erased<T: Tool> {
+    tool: Arc<T>,
+    spec: ToolSpec,
+}
+
+struct PreparedCall<T: Tool> {
+    tool: Arc<T>,
+    params: T::Params,
+}
+
+impl<T: Tool> Prepared for PreparedCall<T> {
+    fn dry_run(&self) -> bool {
+        T::is_dry_run(&self.params)
+    }
+
+    fn describe(&self, ctx: &ToolContext) -> String {
+        self.tool.describe(ctx, &self.params)
+    }
+
+    fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> {
+        Box::pin(async move {
+            let output = self.tool.run(&ctx, self.params).await?;
+            let text = T::render(&output);
+            let is_error = T::is_error(&output);
+            let structured = serde_json::to_value(&output)
+                .map_err(|e| ToolError::new(format!("internal error: cannot encode the result: {e}")))?;
+            Ok(ToolOutput {
+                text,
+                structured,
+                is_error,
+            })
+        })
+    }
+}
+
+impl<T: Tool> DynTool for Erased<T> {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn prepare(&self, args: Value) -> Result<Box<dyn Prepared>, String> {
+        let params: T::Params = serde_json::from_value(args).map_err(|e| format!("invalid arguments for {}: {e}", T::NAME))?;
+        Ok(Box::new(PreparedCall {
+            tool: self.tool.clone(),
+            params,
+        }))
+    }
+}
+
+/// The JSON schema of `S` as an object map, inlined (no `$ref`s at the top).
+pub fn schema_of<S: JsonSchema>() -> Map<String, Value> {
+    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| {
+        s.inline_subschemas = true;
+    });
+    let schema = settings.into_generator().into_root_schema_for::<S>();
+    let mut map = match serde_json::to_value(schema) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    map.remove("$schema");
+    map.remove("title");
+    map
+}
+
+fn spec_of<T: Tool>() -> ToolSpec {
+    let mut input = schema_of::<T::Params>();
+    if input.get("type").is_none() {
+        input.insert("type".into(), Value::from("object"));
+    }
+    let props = input
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(props) = props {
+        props.insert(
+            APPROVAL_ID_ARG.into(),
+            serde_json::json!({
+                "type": "string",
+                "description": "A single-use approval id granted by an operator. Only needed after a call was refused with `approval required`: retry the same call with the id it gave."
+            }),
+        );
+    }
+    ToolSpec {
+        name: T::NAME,
+        title: T::TITLE,
+        description: T::DESCRIPTION,
+        risk: T::RISK,
+        annotations: T::ANNOTATIONS,
+        input_schema: Arc::new(input),
+        output_schema: Arc::new(schema_of::<T::Output>()),
+    }
+}
+
+fn erase<T: Tool>(tool: T) -> Arc<dyn DynTool> {
+    Arc::new(Erased {
+        tool: Arc::new(tool),
+        spec: spec_of::<T>(),
+    })
+}
+
+/// Every tool, in the order they are listed.
+pub struct Registry {
+    tools: Vec<Arc<dyn DynTool>>,
+}
+
+impl Registry {
+    pub fn builtin() -> Self {
+        Self {
+            tools: vec![
+                erase(filesystem_read::FilesystemRead),
+                erase(filesystem_write::FilesystemWrite),
+                erase(filesystem_list::FilesystemList),
+                erase(filesystem_search::FilesystemSearch),
+                erase(git_status::GitStatus),
+                erase(git_diff::GitDiff),
+                erase(apply_patch::ApplyPatch),
+                erase(shell_exec::ShellExec),
+            ],
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn DynTool>> {
+        self.tools.iter().find(|t| t.spec().name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn DynTool>> {
+        self.tools.iter()
+    }
+
+    /// Each tool's name and built-in risk, for the policy defaults.
+    pub fn risks(&self) -> Vec<(&'static str, Risk)> {
+        self.tools.iter().map(|t| (t.spec().name, t.spec().risk)).collect()
+    }
+}
+
+/// Keeps the first `max` bytes of `text` (on a char boundary); says whether it cut.
+pub fn truncate_str(text: &str, max: usize) -> (&str, bool) {
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_is_named_described_and_has_object_schemas() {
+        let registry = Registry::builtin();
+        let mut names = std::collections::HashSet::new();
+        for tool in registry.iter() {
+            let spec = tool.spec();
+            assert!(names.insert(spec.name), "duplicate tool name {}", spec.name);
+            assert!(spec.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(spec.description.len() > 40, "{} needs a real description", spec.name);
+            assert!(!spec.title.is_empty());
+            assert_eq!(spec.input_schema.get("type"), Some(&Value::from("object")), "{}", spec.name);
+            assert_eq!(spec.output_schema.get("type"), Some(&Value::from("object")), "{}", spec.name);
+            assert_eq!(
+                spec.input_schema.get("additionalProperties"),
+                Some(&Value::Bool(false)),
+                "{} must refuse unknown arguments",
+                spec.name
+            );
+            let props = spec.input_schema["properties"].as_object().unwrap();
+            for (prop, schema) in props {
+                assert!(schema.get("description").is_some(), "{}.{prop} has no description", spec.name);
+            }
+            if spec.annotations.read_only {
+                assert_eq!(spec.risk, Risk::Low, "{} is read-only but not low risk", spec.name);
+            } else {
+                assert!(spec.risk >= Risk::Medium, "{} mutates but is low risk", spec.name);
+            }
+        }
+        assert_eq!(names.len(), 8);
+    }
+
+    #[test]
+    fn unknown_arguments_are_refused_by_every_tool() {
+        for tool in Registry::builtin().iter() {
+            let err = tool.prepare(serde_json::json!({"no_such_argument": 1})).err().unwrap();
+            assert!(err.contains("no_such_argument") || err.contains("missing field"), "{}: {err}", tool.spec().name);
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! `shell_exec`: run one allowlisted command as an argv, never through a shell.
+//!
+//! The command string is refused if it holds shell metacharacters, split into
+//! words (quotes are honoured), and must start with one of the `SHELL_ALLOWLIST`
+//! entries, word for word. It runs in the workspace root in its own process
+//! group, with secrets removed from its environment and git told to ignore
+//! repository settings that run programs; at the timeout, on cancellation and
+//! after it exits, the whole group is killed. Output is capped, head and tail kept.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+use super::{Annotations, Tool, ToolContext, ToolError};
+use crate::policy::Risk;
+
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// Bytes kept of each stream: half from the start, half from the end.
+pub const MAX_STREAM_BYTES: usize = 64 * 1024;
+
+/// Characters a shell would interpret; a command holding any of them is refused.
+const METACHARS: &[char] = &[
+    ';', '|', '&', '$', '`', '>', '<', '(', ')', '\n', '\r', '*', '?', '[', ']', '{', '}', '\0',
+];
+
+/// git options (after the subcommand) that run other programs, write files,
+/// or read outside the repository. Options before the subcommand (`-c`, `-C`,
+/// `--exec-path`, `--git-dir`, ...) are all refused.
+const GIT_REFUSED_OPTIONS: &[&str] = &[
+    "--output",
+    "--ext-diff",
+    "--textconv",
+    "--no-index",
+    "--upload-pack",
+    "--receive-pack",
+    "--exec",
+    "--open-files-in-pager",
+    "-O",
+    "--config-env",
+    "--exec-path",
+    "--git-dir",
+    "--work-tree",
+];
+
+/// Whether `text` holds a character a shell would interpret.
+pub fn has_metachar(text: &str) -> bool {
+    text.contains(METACHARS) || text.starts_with('~')
+}
+
+/// Environment variable names that look secret; they never reach a command.
+fn is_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("EXECUTION_")
+        || [
+            "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "PRIVATE_KEY", "CREDENTIAL", "ACCESS_KEY",
+            "SESSION_KEY", "AUTH",
+        ]
+        .iter()
+        .any(|s| upper.contains(s))
+        || upper.starts_with("GIT_")
+}
+
+/// Splits and checks `command` against `allowlist`; returns the argv.
+pub fn check_command(command: &str, allowlist: &[Vec<String>]) -> Result<Vec<String>, String> {
+    if let Some(c) = command.chars().find(|c| METACHARS.contains(c)) {
+        return Err(format!(
+            "command contains the shell metacharacter {c:?}; shell_exec runs one program with arguments, without a shell: no pipes, redirections, globs, substitutions or command chains"
+        ));
+    }
+    let argv = shell_words::split(command).map_err(|e| format!("command cannot be split into words: {e}"))?;
+    if argv.is_empty() {
+        return Err("command is empty; give a program and its arguments, e.g. `git status`".into());
+    }
+    if let Some(word) = argv.iter().find(|w| w.starts_with('~')) {
+        return Err(format!("argument {word:?} starts with `~`; give paths relative to the workspace"));
+    }
+    let allowed = allowlist
+        .iter()
+        .any(|rule| argv.len() >= rule.len() && rule.iter().zip(&argv).all(|(r, a)| r == a));
+    if !allowed {
+        let list: Vec<String> = allowlist.iter().map(|r| r.join(" ")).collect();
+        return Err(format!(
+            "command `{}` is not allowed; it must start with one of: {} (set SHELL_ALLOWLIST to change the list)",
+            argv.join(" "),
+            list.join(", ")
+        ));
+    }
+    if argv[0] == "git" {
+        check_git_options(&argv)?;
+    }
+    Ok(argv)
+}
+
+fn check_git_options(argv: &[String]) -> Result<(), String> {
+    if let Some(global) = argv.get(1).filter(|a| a.starts_with('-')) {
+        return Err(format!(
+            "git option {global:?} before the subcommand is refused: global options can run programs or change the repository; put the subcommand first"
+        ));
+    }
+    let refused = |a: &str| {
+        GIT_REFUSED_OPTIONS.iter().any(|o| {
+            a == *o || (o.starts_with("--") && a.starts_with(&format!("{o}="))) || (*o == "-O" && a.starts_with("-O"))
+        })
+    };
+    match argv[2..].iter().take_while(|a| a.as_str() != "--").find(|a| refused(a)) {
+        Some(bad) => Err(format!(
+            "git option {bad:?} is refused: it can run other programs, write files or read outside the workspace"
+        )),
+        None => Ok(()),
+    }
+}
+
+pub struct ShellExec;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The command line, e.g. `cargo test -p core`. It must start with an allowlisted command (see SHELL_ALLOWLIST). No shell: pipes, redirections, `;`, `&&`, `$( )`, globs and backticks are refused.
+    pub command: String,
+    /// Seconds before the command and its children are killed. Default 30.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Output {
+    /// The argv that ran.
+    pub argv: Vec<String>,
+    /// Exit status; null when killed by a signal.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Standard output (when over 64 KiB: the first and last 32 KiB).
+    pub stdout: String,
+    /// Standard error (when over 64 KiB: the first and last 32 KiB).
+    pub stderr: String,
+    /// Total bytes written to standard output.
+    pub stdout_bytes: u64,
+    /// Total bytes written to standard error.
+    pub stderr_bytes: u64,
+    /// True when the middle of stdout or stderr was left out.
+    pub truncated: bool,
+    /// True when the command was killed at the timeout.
+    pub timed_out: bool,
+    pub duration_ms: u64,
+}
+
+impl Tool for ShellExec {
+    const NAME: &'static str = "shell_exec";
+    const TITLE: &'static str = "Run a command";
+    const DESCRIPTION: &'static str = "Run one allowlisted command in the workspace root, without a shell: the command line is split into words and must start with an allowed prefix (e.g. `git status`, `cargo test`). Returns exit code, stdout and stderr (each capped at 64 KiB, head and tail kept) and duration. The command and all its children are killed at the timeout. A non-zero exit is reported as an error result with the output.";
+    const RISK: Risk = Risk::High;
+    const ANNOTATIONS: Annotations = Annotations {
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        open_world: true,
+    };
+    type Params = Params;
+    type Output = Output;
+
+    fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
+        let argv = check_command(&params.command, &ctx.settings.shell_allowlist)
+            .map(|a| format!("{a:?}"))
+            .unwrap_or_else(|e| format!("(refused: {e})"));
+        format!(
+            "run {argv} in {} with a {} s timeout",
+            ctx.workspace.root().display(),
+            params.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+        )
+    }
+
+    async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
+        let max = ctx.settings.shell_max_timeout.as_secs();
+        let timeout = params.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS.min(max));
+        if timeout == 0 || timeout > max {
+            return Err(ToolError::new(format!(
+                "timeout_secs must be from 1 to {max} (SHELL_MAX_TIMEOUT_SECS); got {timeout}"
+            )));
+        }
+        let argv = check_command(&params.command, &ctx.settings.shell_allowlist).map_err(ToolError::new)?;
+        run_argv(ctx, argv, Duration::from_secs(timeout)).await
+    }
+
+    fn is_error(output: &Output) -> bool {
+        output.failed()
+    }
+
+    fn render(output: &Output) -> String {
+        let mut text = match (output.exit_code, output.timed_out) {
+            (_, true) => format!("`{}` timed out after {} ms and was killed", output.argv.join(" "), output.duration_ms),
+            (Some(code), _) => format!("`{}` exited with {code} in {} ms", output.argv.join(" "), output.duration_ms),
+            (None, _) => format!(
+                "`{}` was killed by signal {} after {} ms",
+                output.argv.join(" "),
+                output.signal.unwrap_or(0),
+                output.duration_ms
+            ),
+        };
+        text.push('\n');
+        if !output.stdout.is_empty() {
+            text.push_str("--- stdout ---\n");
+            text.push_str(&output.stdout);
+            if !output.stdout.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        if !output.stderr.is_empty() {
+            text.push_str("--- stderr ---\n");
+            text.push_str(&output.stderr);
+            if !output.stderr.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+impl Output {
+    /// A non-zero exit, a signal or a timeout makes the result an error.
+    pub fn failed(&self) -> bool {
+        self.timed_out || self.exit_code != Some(0)
+    }
+}
+
+/// Git settings given through the environment, which override the repository's
+/// own config: no fsmonitor, hooks, pager or external diff program runs.
+const GIT_SAFE_CONFIG: &[(&str, &str)] = &[
+    ("core.fsmonitor", "false"),
+    ("core.hooksPath", "/dev/null"),
+    ("core.pager", "cat"),
+    ("diff.external", ""),
+    ("core.sshCommand", "false"),
+    ("protocol.allow", "never"),
+];
+
+async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Result<Output, ToolError> {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(ctx.workspace.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .env_clear();
+    for (key, value) in std::env::vars_os() {
+        if let Some(k) = key.to_str()
+            && !is_secret(k)
+        {
+            cmd.env(&key, value);
+        }
+    }
+    cmd.env("GIT_TERMINAL_PROMPT", "0").env("GIT_PAGER", "cat").env("PAGER", "cat");
+    cmd.env("GIT_CONFIG_COUNT", GIT_SAFE_CONFIG.len().to_string());
+    for (i, (k, v)) in GIT_SAFE_CONFIG.iter().enumerate() {
+        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k).env(format!("GIT_CONFIG_VALUE_{i}"), v);
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| {
+        ToolError::new(match e.kind() {
+            std::io::ErrorKind::NotFound => format!("program `{}` was not found on PATH", argv[0]),
+            _ => format!("cannot start `{}`: {e}", argv[0]),
+        })
+    })?;
+    let pgid = child.id().map(|id| id as i32);
+    let kill_group = move || {
+        if let Some(pgid) = pgid {
+            // SAFETY: killpg only sends a signal; a stale group id fails with ESRCH.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    };
+    let stdout = tokio::spawn(capture(child.stdout.take()));
+    let stderr = tokio::spawn(capture(child.stderr.take()));
+    let mut timed_out = false;
+    let status = tokio::select! {
+        status = child.wait() => status.ok(),
+        _ = tokio::time::sleep(timeout) => { timed_out = true; None }
+        _ = ctx.cancel.cancelled() => None,
+    };
+    // Whatever happened, no process of this command outlives the call.
+    kill_group();
+    let status = match status {
+        Some(s) => Some(s),
+        None => child.wait().await.ok(),
+    };
+    if ctx.cancel.is_cancelled() && !timed_out {
+        return Err(ToolError::new(format!("`{}` was cancelled and killed", argv.join(" "))));
+    }
+    let grace = Duration::from_millis(500);
+    let (out, out_bytes, out_cut) = tokio::time::timeout(grace, stdout).await.ok().and_then(Result::ok).unwrap_or_default();
+    let (err, err_bytes, err_cut) = tokio::time::timeout(grace, stderr).await.ok().and_then(Result::ok).unwrap_or_default();
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Output {
+        argv,
+        exit_code: if timed_out { None } else { status.and_then(|s| s.code()) },
+        signal: status.and_then(|s| s.signal()),
+        stdout: out,
+        stderr: err,
+        stdout_bytes: out_bytes,
+        stderr_bytes: err_bytes,
+        truncated: out_cut || err_cut,
+        timed_out,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Reads a stream to its end, keeping the first and last `MAX_STREAM_BYTES / 2`.
+async fn capture<R: AsyncRead + Unpin>(stream: Option<R>) -> (String, u64, bool) {
+    let Some(mut stream) = stream else {
+        return (String::new(), 0, false);
+    };
+    let half = MAX_STREAM_BYTES / 2;
+    let mut head = Vec::with_capacity(4096);
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        total += n as u64;
+        let mut chunk = &buf[..n];
+        if head.len() < half {
+            let take = (half - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+        }
+        tail.extend(chunk);
+        if tail.len() > half {
+            let excess = tail.len() - half;
+            tail.drain(..excess);
+        }
+    }
+    let cut = total > (head.len() + tail.len()) as u64;
+    let mut text = String::from_utf8_lossy(&head).into_owned();
+    if cut {
+        text.push_str(&format!(
+            "\n[execlayer: {} bytes left out of the middle]\n",
+            total - (head.len() + tail.len()) as u64
+        ));
+    }
+    let (a, b) = tail.as_slices();
+    text.push_str(&String::from_utf8_lossy(&[a, b].concat()));
+    (text, total, cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allow() -> Vec<Vec<String>> {
+        crate::settings::parse_allowlist("git status,git diff,cargo test,ls").unwrap()
+    }
+
+    #[test]
+    fn allowlist_matches_word_by_word() {
+        assert!(check_command("git status", &allow()).is_ok());
+        assert_eq!(check_command("git status --short", &allow()).unwrap(), ["git", "status", "--short"]);
+        assert!(check_command("\"git\" status", &allow()).is_ok());
+        for bad in ["git statusx", "/usr/bin/git status", "git", "FOO=1 git status", "gitstatus", "rm -rf x", "git log"] {
+            assert!(check_command(bad, &allow()).is_err(), "{bad} was allowed");
+        }
+    }
+
+    #[test]
+    fn metacharacters_and_git_escapes_are_refused() {
+        for bad in [
+            "git status; rm -rf /",
+            "git status && ls",
+            "git status || ls",
+            "git status | cat",
+            "git status\nls",
+            "git status $(id)",
+            "git status `id`",
+            "ls <(id)",
+            "ls > out",
+            "ls *",
+            "ls ~/",
+            "git diff --output=/tmp/x",
+            "git diff --ext-diff",
+            "git diff --no-index /etc/passwd x",
+            "git diff -O/etc/passwd",
+        ] {
+            assert!(check_command(bad, &allow()).is_err(), "{bad:?} was allowed");
+        }
+        let git_anything = crate::settings::parse_allowlist("git").unwrap();
+        for bad in ["git -c alias.x=!sh x", "git --exec-path=/tmp status", "git -C /etc status", "git --git-dir=/x log"] {
+            assert!(check_command(bad, &git_anything).is_err(), "{bad:?} was allowed");
+        }
+        assert!(check_command("git log -p -- src", &git_anything).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_recognised() {
+        for name in ["EXECUTION_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "GIT_DIR"] {
+            assert!(is_secret(name), "{name}");
+        }
+        for name in ["PATH", "HOME", "LANG", "CARGO_HOME"] {
+            assert!(!is_secret(name), "{name}");
+        }
+    }
+}
