@@ -1,1 +1,4 @@
-//! The one integration test binary.
+//! The one integration test binary: real MCP clients against the real server.
+
+mod common;
+mod suite;
