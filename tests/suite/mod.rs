@@ -1,1 +1,3 @@
+mod approvals;
+mod git;
 mod tools_fs;

@@ -1,0 +1,151 @@
+//! git_status and git_diff against real repositories made with the git CLI.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A repository with one change of every kind.
+fn busy_repo() -> TestEnv {
+    let env = TestEnv::new();
+    env.init_repo(&[
+        ("keep.txt", "keep\n"),
+        ("modify.txt", "one\ntwo\nthree\n"),
+        ("staged.txt", "old\n"),
+        ("delete.txt", "bye\n"),
+        ("rename_me.txt", "a file that will move\nwith several lines\nso rename detection works\n"),
+    ]);
+    env.write("modify.txt", "one\nTWO\nthree\n");
+    env.write("staged.txt", "new\n");
+    env.git(&["add", "staged.txt"]);
+    std::fs::remove_file(env.path("delete.txt")).unwrap();
+    env.git(&["mv", "rename_me.txt", "moved.txt"]);
+    env.write("untracked/new.txt", "fresh\n");
+    env
+}
+
+fn entry<'a>(status: &'a Value, path: &str) -> &'a Value {
+    status["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == path)
+        .unwrap_or_else(|| panic!("{path} missing from {status}"))
+}
+
+#[tokio::test]
+async fn status_reports_every_kind_of_change() {
+    let env = busy_repo();
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let s = structured(&r);
+    assert_eq!(s["branch"], "main");
+    assert_eq!(s["clean"], false);
+    assert_eq!(entry(s, "modify.txt")["worktree"], "modified");
+    assert_eq!(entry(s, "modify.txt")["index"], Value::Null);
+    assert_eq!(entry(s, "staged.txt")["index"], "modified");
+    assert_eq!(entry(s, "delete.txt")["worktree"], "deleted");
+    assert_eq!(entry(s, "moved.txt")["index"], "renamed");
+    assert_eq!(entry(s, "moved.txt")["renamed_from"], "rename_me.txt");
+    assert_eq!(entry(s, "untracked/new.txt")["worktree"], "untracked");
+    assert!(s["entries"].as_array().unwrap().iter().all(|e| e["path"] != "keep.txt"));
+    let t = text(&r);
+    assert!(t.starts_with("## main"), "{t}");
+    assert!(t.contains(" M modify.txt") && t.contains("?? untracked/new.txt") && t.contains("R  rename_me.txt -> moved.txt"), "{t}");
+}
+
+#[tokio::test]
+async fn status_reports_upstream_ahead_and_behind() {
+    let env = TestEnv::new();
+    let remote = env.dir.path().join("remote.git");
+    git_in(env.dir.path(), &["init", "-q", "--bare", "-b", "main", remote.to_str().unwrap()]);
+    env.init_repo(&[("a.txt", "a\n")]);
+    env.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    env.git(&["push", "-q", "-u", "origin", "main"]);
+    env.write("a.txt", "a2\n");
+    env.git(&["commit", "-qam", "local 1"]);
+    env.write("a.txt", "a3\n");
+    env.git(&["commit", "-qam", "local 2"]);
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    let s = structured(&r);
+    assert_eq!(s["upstream"], "origin/main");
+    assert_eq!((s["ahead"].as_u64(), s["behind"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(s["clean"], true);
+    assert!(text(&r).contains("[ahead 2]"));
+}
+
+#[tokio::test]
+async fn status_outside_a_repository_says_how_to_fix_it() {
+    let env = TestEnv::new();
+    let client = env.client().await;
+    assert_tool_error(&call(&client, "git_status", json!({})).await, "git init");
+}
+
+#[tokio::test]
+async fn diff_shows_unstaged_staged_and_against_a_revision() {
+    let env = busy_repo();
+    let client = env.client().await;
+
+    let r = call(&client, "git_diff", json!({})).await;
+    let t = text(&r);
+    assert!(t.contains("-two\n+TWO\n"), "{t}");
+    assert!(!t.contains("+new"), "staged changes are not in the unstaged diff: {t}");
+    let files = structured(&r)["files"].as_array().unwrap().clone();
+    let modify = files.iter().find(|f| f["path"] == "modify.txt").unwrap();
+    assert_eq!((modify["additions"].as_u64(), modify["deletions"].as_u64()), (Some(1), Some(1)));
+
+    let r = call(&client, "git_diff", json!({"staged": true})).await;
+    let t = text(&r);
+    assert!(t.contains("-old\n+new\n"), "{t}");
+    assert!(!t.contains("+TWO"));
+    let files = structured(&r)["files"].as_array().unwrap().clone();
+    let moved = files.iter().find(|f| f["path"] == "moved.txt").expect("rename in the staged diff");
+    assert_eq!(moved["status"], "renamed");
+    assert_eq!(moved["old_path"], "rename_me.txt");
+
+    let r = call(&client, "git_diff", json!({"paths": ["modify.txt"], "context_lines": 0})).await;
+    let files = structured(&r)["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 1);
+    assert!(!text(&r).lines().any(|l| l == " one"), "no context lines with context_lines 0: {}", text(&r));
+
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "second"]);
+    let r = call(&client, "git_diff", json!({"base": "HEAD~1"})).await;
+    assert!(text(&r).contains("+TWO"), "{}", text(&r));
+    let r = call(&client, "git_diff", json!({})).await;
+    assert!(text(&r).contains("No differences"));
+}
+
+#[tokio::test]
+async fn diff_refuses_option_like_and_unknown_revisions() {
+    let env = busy_repo();
+    let client = env.client().await;
+    let outside = env.dir.path().join("x");
+    let r = call(&client, "git_diff", json!({"base": format!("--output={}", outside.display())})).await;
+    assert_tool_error(&r, "not a revision");
+    assert!(!outside.exists());
+    assert_tool_error(&call(&client, "git_diff", json!({"base": "no-such-branch"})).await, "does not name a commit");
+    assert_tool_error(&call(&client, "git_diff", json!({"paths": ["../etc"]})).await, "..");
+}
+
+#[tokio::test]
+async fn a_workspace_inside_a_larger_repository_sees_only_its_own_paths() {
+    let env = TestEnv::new();
+    // The repository is the temp dir; the workspace is its `ws/` folder.
+    let top = env.dir.path();
+    git_in(top, &["init", "-q", "-b", "main"]);
+    std::fs::write(top.join("outside.txt"), "secret\n").unwrap();
+    env.write("inside.txt", "mine\n");
+    git_in(top, &["add", "outside.txt", "ws/inside.txt"]);
+    git_in(top, &["commit", "-qm", "init"]);
+    std::fs::write(top.join("outside.txt"), "changed secret\n").unwrap();
+    env.write("inside.txt", "changed\n");
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    let paths: Vec<&str> = structured(&r)["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["inside.txt"]);
+    let r = call(&client, "git_diff", json!({})).await;
+    assert!(!text(&r).contains("secret"), "{}", text(&r));
+    assert_eq!(structured(&r)["files"][0]["path"], "inside.txt");
+}
