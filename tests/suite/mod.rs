@@ -1,3 +1,4 @@
 mod approvals;
 mod git;
+mod stdio;
 mod tools_fs;
