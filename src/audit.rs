@@ -145,7 +145,11 @@ pub fn read_tail(path: &Path, limit: usize, keep: impl Fn(&AuditRecord) -> bool)
         io::Read::read_exact(&mut file, &mut block)?;
         block.extend_from_slice(&carry);
         // The first line of a block may be cut; keep it for the next round.
-        let first_newline = if start > 0 { block.iter().position(|b| *b == b'\n') } else { None };
+        let first_newline = if start > 0 {
+            block.iter().position(|b| *b == b'\n')
+        } else {
+            None
+        };
         let (head, body) = match first_newline {
             Some(i) => (block[..i].to_vec(), &block[i + 1..]),
             None if start > 0 => (block.clone(), &block[block.len()..]),
@@ -165,12 +169,12 @@ pub fn read_tail(path: &Path, limit: usize, keep: impl Fn(&AuditRecord) -> bool)
         carry = head;
         end = start;
     }
-    if end == 0 && out.len() < limit && !carry.is_empty() {
-        if let Ok(record) = serde_json::from_slice::<AuditRecord>(&carry)
-            && keep(&record)
-        {
-            out.push(record);
-        }
+    if end == 0
+        && out.len() < limit
+        && let Ok(record) = serde_json::from_slice::<AuditRecord>(&carry)
+        && keep(&record)
+    {
+        out.push(record);
     }
     Ok(out)
 }
@@ -261,7 +265,12 @@ mod tests {
             r.args_preview = big.clone();
             log.append(&r).unwrap();
         }
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"ts\":\"torn").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"ts\":\"torn")
+            .unwrap();
         let log = AuditLog::open(&path).unwrap();
         log.append(&record("a", 400)).unwrap();
         let tail = log.tail(5, |_| true).unwrap();

@@ -153,9 +153,8 @@ pub struct CallOptions {
 impl Engine {
     /// Builds the engine from validated settings.
     pub fn new(settings: Settings) -> anyhow::Result<Arc<Self>> {
-        let workspace = Workspace::new(&settings.workspace_root).map_err(|e| {
-            anyhow::anyhow!("EXECUTION_WORKSPACE_ROOT {}: {e}", settings.workspace_root.display())
-        })?;
+        let workspace = Workspace::new(&settings.workspace_root)
+            .map_err(|e| anyhow::anyhow!("EXECUTION_WORKSPACE_ROOT {}: {e}", settings.workspace_root.display()))?;
         let registry = Registry::builtin();
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)

@@ -13,7 +13,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], create_dirs: bool) -> io::Result<
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory"))?;
     if !create_dirs && !dir.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("directory {} does not exist", dir.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("directory {} does not exist", dir.display()),
+        ));
     }
     let tmp = stage_file(path, bytes)?;
     if let Err(e) = std::fs::rename(&tmp, path) {
@@ -37,26 +40,6 @@ pub fn read_prefix(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(limit.min(64 * 1024));
     File::open(path)?.take(limit as u64).read_to_end(&mut buf)?;
     Ok(buf)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn atomic_write_replaces_and_keeps_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a/b/file.txt");
-        write_atomic(&p, b"one", true).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        write_atomic(&p, b"two", false).unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o755);
-        let leftovers: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1);
-        assert!(write_atomic(&dir.path().join("missing/x"), b"x", false).is_err());
-    }
 }
 
 /// Writes `bytes` to a new temp file beside `path` (creating its directory),
@@ -92,5 +75,25 @@ pub fn stage_file(path: &Path, bytes: &[u8]) -> io::Result<std::path::PathBuf> {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_keeps_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/file.txt");
+        write_atomic(&p, b"one", true).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_atomic(&p, b"two", false).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o755);
+        let leftovers: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1);
+        assert!(write_atomic(&dir.path().join("missing/x"), b"x", false).is_err());
     }
 }

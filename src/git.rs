@@ -22,8 +22,8 @@ pub struct Repo {
 impl Repo {
     /// Finds the repository that holds `root` (the root itself or a parent).
     pub fn open(root: &Path) -> Result<Self, ToolError> {
-        let repo = Repository::open_ext(root, RepositoryOpenFlags::empty(), std::iter::empty::<&Path>())
-            .map_err(|_| {
+        let repo =
+            Repository::open_ext(root, RepositoryOpenFlags::empty(), std::iter::empty::<&Path>()).map_err(|_| {
                 ToolError::new(format!(
                     "the workspace {} is not inside a git repository; run `git init` there first",
                     root.display()

@@ -11,7 +11,11 @@ use execlayer::settings::Settings;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "execlayer", version, about = "A guarded execution layer for LLM agents, served over MCP")]
+#[command(
+    name = "execlayer",
+    version,
+    about = "A guarded execution layer for LLM agents, served over MCP"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

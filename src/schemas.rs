@@ -19,9 +19,18 @@ pub fn generate() -> Vec<(String, String)> {
         })
         .collect();
     let mut policy = schema_of::<PolicyFile>();
-    policy.insert("$schema".into(), Value::from("https://json-schema.org/draft/2020-12/schema"));
-    policy.insert("title".into(), Value::from("execlayer policy file (config/execution_layer_config.json)"));
-    files.push(("execution_layer_config.schema.json".into(), pretty(&Value::Object(policy))));
+    policy.insert(
+        "$schema".into(),
+        Value::from("https://json-schema.org/draft/2020-12/schema"),
+    );
+    policy.insert(
+        "title".into(),
+        Value::from("execlayer policy file (config/execution_layer_config.json)"),
+    );
+    files.push((
+        "execution_layer_config.schema.json".into(),
+        pretty(&Value::Object(policy)),
+    ));
     files
 }
 
@@ -85,6 +94,9 @@ mod tests {
         let risks = Registry::builtin().risks();
         let shipped = PolicyFile::load(&path, &risks).unwrap();
         assert_eq!(shipped, PolicyFile::defaults(&risks));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), PolicyFile::defaults(&risks).to_pretty_json());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            PolicyFile::defaults(&risks).to_pretty_json()
+        );
     }
 }

@@ -47,7 +47,9 @@ fn spawn_policy_watcher(engine: Arc<Engine>, shutdown: CancellationToken) {
             match engine.policy.reload() {
                 Ok(true) => tracing::info!(path = %engine.policy.path().display(), "policy reloaded"),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "the policy file changed but does not validate; keeping the previous policy"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the policy file changed but does not validate; keeping the previous policy")
+                }
             }
         }
     });

@@ -132,8 +132,7 @@ impl Settings {
                 "must be at least 8 characters (use e.g. `openssl rand -hex 32`)",
             ));
         }
-        let config_path = path("EXECUTION_CONFIG")?
-            .unwrap_or_else(|| cwd.join("config/execution_layer_config.json"));
+        let config_path = path("EXECUTION_CONFIG")?.unwrap_or_else(|| cwd.join("config/execution_layer_config.json"));
         let playbooks_dir = path("EXECUTION_PLAYBOOKS_DIR")?.unwrap_or_else(|| {
             config_path
                 .parent()
@@ -267,8 +266,8 @@ fn parse_u64(
 pub fn parse_allowlist(value: &str) -> Result<Vec<Vec<String>>, SettingsError> {
     let mut rules = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let words = shell_words::split(entry)
-            .map_err(|e| invalid("SHELL_ALLOWLIST", format!("entry {entry:?}: {e}")))?;
+        let words =
+            shell_words::split(entry).map_err(|e| invalid("SHELL_ALLOWLIST", format!("entry {entry:?}: {e}")))?;
         if words.is_empty() {
             continue;
         }
@@ -281,6 +280,29 @@ pub fn parse_allowlist(value: &str) -> Result<Vec<Vec<String>>, SettingsError> {
         rules.push(words);
     }
     Ok(rules)
+}
+
+/// The derived model paths as `export` lines for a POSIX shell.
+pub fn env_exports(settings: &Settings) -> String {
+    let m = &settings.models;
+    let mut out = String::new();
+    let mut line = |name: &str, value: Option<&Path>| {
+        if let Some(v) = value {
+            out.push_str(&format!("export {name}={}\n", shell_words::quote(&v.to_string_lossy())));
+        }
+    };
+    line("MODELS_ROOT", m.models_root.as_deref());
+    line("OLLAMA_MODELS", m.ollama_models.as_deref());
+    line("XTTS_MODEL_PATH", m.xtts_model_path.as_deref());
+    line("TTS_HOME", m.tts_home.as_deref());
+    line("XTTS_VOICE_PATH", m.voice_path.as_deref());
+    out.push_str(&format!(
+        "export OLLAMA_BASE_URL={}\nexport OLLAMA_REASONING_MODEL={}\nexport OLLAMA_REASONING_FALLBACK={}\n",
+        shell_words::quote(&settings.ollama.base_url),
+        shell_words::quote(&settings.ollama.reasoning_model),
+        shell_words::quote(&settings.ollama.fallback_model)
+    ));
+    out
 }
 
 #[cfg(test)]
@@ -349,31 +371,11 @@ mod tests {
     #[test]
     fn debug_never_shows_the_token() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Settings::from_env(&env(&[("HOME", "/h"), ("EXECUTION_TOKEN", "supersecret-token")]), dir.path())
-            .unwrap();
+        let s = Settings::from_env(
+            &env(&[("HOME", "/h"), ("EXECUTION_TOKEN", "supersecret-token")]),
+            dir.path(),
+        )
+        .unwrap();
         assert!(!format!("{s:?}").contains("supersecret"));
     }
-}
-
-/// The derived model paths as `export` lines for a POSIX shell.
-pub fn env_exports(settings: &Settings) -> String {
-    let m = &settings.models;
-    let mut out = String::new();
-    let mut line = |name: &str, value: Option<&Path>| {
-        if let Some(v) = value {
-            out.push_str(&format!("export {name}={}\n", shell_words::quote(&v.to_string_lossy())));
-        }
-    };
-    line("MODELS_ROOT", m.models_root.as_deref());
-    line("OLLAMA_MODELS", m.ollama_models.as_deref());
-    line("XTTS_MODEL_PATH", m.xtts_model_path.as_deref());
-    line("TTS_HOME", m.tts_home.as_deref());
-    line("XTTS_VOICE_PATH", m.voice_path.as_deref());
-    out.push_str(&format!(
-        "export OLLAMA_BASE_URL={}\nexport OLLAMA_REASONING_MODEL={}\nexport OLLAMA_REASONING_FALLBACK={}\n",
-        shell_words::quote(&settings.ollama.base_url),
-        shell_words::quote(&settings.ollama.reasoning_model),
-        shell_words::quote(&settings.ollama.fallback_model)
-    ));
-    out
 }

@@ -33,7 +33,9 @@ pub enum PathError {
     ParentDir(String),
     #[error("path {path:?} is outside the workspace root {root}; give a path inside it")]
     Outside { path: String, root: String },
-    #[error("path {path:?} leads outside the workspace root {root} through a symlink; only links that stay inside may be used")]
+    #[error(
+        "path {path:?} leads outside the workspace root {root} through a symlink; only links that stay inside may be used"
+    )]
     SymlinkEscape { path: String, root: String },
     #[error("path {0:?} has too many levels of symlinks")]
     SymlinkLoop(String),
@@ -232,10 +234,7 @@ fn io_error(raw: &str, e: io::Error) -> PathError {
 
 /// Refuses `.git` (in any letter case, as case-insensitive file systems and git
 /// itself treat it) and names hiding invisible characters, for writes.
-fn check_write_components<'a>(
-    components: impl Iterator<Item = &'a OsStr>,
-    raw: &str,
-) -> Result<(), PathError> {
+fn check_write_components<'a>(components: impl Iterator<Item = &'a OsStr>, raw: &str) -> Result<(), PathError> {
     for component in components {
         let name = component.to_string_lossy();
         if name.chars().any(is_invisible) {
@@ -284,23 +283,38 @@ mod tests {
         let q = ws.resolve(abs.to_str().unwrap(), Access::Read).unwrap();
         assert_eq!(p, q);
         assert_eq!(ws.resolve(".", Access::Read).unwrap().display(), ".");
-        assert_eq!(ws.resolve("./src/new.rs", Access::Write).unwrap().display(), "src/new.rs");
+        assert_eq!(
+            ws.resolve("./src/new.rs", Access::Write).unwrap().display(),
+            "src/new.rs"
+        );
     }
 
     #[test]
     fn refuses_parent_dirs_nul_and_outside() {
         let (d, ws) = setup();
-        assert!(matches!(ws.resolve("../secret.txt", Access::Read), Err(PathError::ParentDir(_))));
-        assert!(matches!(ws.resolve("src/../../x", Access::Read), Err(PathError::ParentDir(_))));
+        assert!(matches!(
+            ws.resolve("../secret.txt", Access::Read),
+            Err(PathError::ParentDir(_))
+        ));
+        assert!(matches!(
+            ws.resolve("src/../../x", Access::Read),
+            Err(PathError::ParentDir(_))
+        ));
         assert!(matches!(ws.resolve("a\0b", Access::Read), Err(PathError::Nul(_))));
-        assert!(matches!(ws.resolve("/etc/passwd", Access::Read), Err(PathError::Outside { .. })));
+        assert!(matches!(
+            ws.resolve("/etc/passwd", Access::Read),
+            Err(PathError::Outside { .. })
+        ));
         let sibling = d.path().join("project2");
         assert!(matches!(
             ws.resolve(sibling.to_str().unwrap(), Access::Read),
             Err(PathError::Outside { .. })
         ));
         let old = format!("{}-old/x", ws.root().display());
-        assert!(matches!(ws.resolve(&old, Access::Write), Err(PathError::Outside { .. })));
+        assert!(matches!(
+            ws.resolve(&old, Access::Write),
+            Err(PathError::Outside { .. })
+        ));
     }
 
     #[test]
@@ -339,11 +353,22 @@ mod tests {
     fn git_internals_are_never_written() {
         let (_d, ws) = setup();
         std::fs::create_dir_all(ws.root().join(".git/hooks")).unwrap();
-        for p in [".git/config", ".git/hooks/pre-commit", "sub/.git/config", ".GIT/config", ".git", ".git./x", "a/.g\u{200d}it/x"] {
+        for p in [
+            ".git/config",
+            ".git/hooks/pre-commit",
+            "sub/.git/config",
+            ".GIT/config",
+            ".git",
+            ".git./x",
+            "a/.g\u{200d}it/x",
+        ] {
             assert!(ws.resolve(p, Access::Write).is_err(), "{p} was allowed");
         }
         symlink(".git/hooks", ws.root().join("hooks")).unwrap();
-        assert!(matches!(ws.resolve("hooks/post-commit", Access::Write), Err(PathError::GitInternals(_))));
+        assert!(matches!(
+            ws.resolve("hooks/post-commit", Access::Write),
+            Err(PathError::GitInternals(_))
+        ));
         assert!(ws.resolve(".git/config", Access::Read).is_ok());
         assert!(ws.resolve(".gitignore", Access::Write).is_ok());
     }

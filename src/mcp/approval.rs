@@ -124,13 +124,11 @@ fn form(question: &ApprovalQuestion) -> Result<ElicitRequestParams, McpError> {
 /// Reads an elicitation answer: only `accept` with `approve: true` is a yes.
 pub fn judge(result: &ElicitResult) -> ApprovalAnswer {
     match result.action {
-        ElicitationAction::Accept => {
-            match result.content.as_ref().and_then(|c| c.get(APPROVE_FIELD)) {
-                Some(Value::Bool(true)) => ApprovalAnswer::Approved,
-                Some(Value::Bool(false)) => ApprovalAnswer::Denied("the user answered no".into()),
-                _ => ApprovalAnswer::Denied("the answer did not say approve: true".into()),
-            }
-        }
+        ElicitationAction::Accept => match result.content.as_ref().and_then(|c| c.get(APPROVE_FIELD)) {
+            Some(Value::Bool(true)) => ApprovalAnswer::Approved,
+            Some(Value::Bool(false)) => ApprovalAnswer::Denied("the user answered no".into()),
+            _ => ApprovalAnswer::Denied("the answer did not say approve: true".into()),
+        },
         ElicitationAction::Decline => ApprovalAnswer::Denied("the user declined".into()),
         ElicitationAction::Cancel => ApprovalAnswer::Denied("the user cancelled".into()),
         _ => ApprovalAnswer::Denied("the answer was not understood".into()),
@@ -148,7 +146,11 @@ impl Approver for ElicitApprover {
                 Ok(p) => p,
                 Err(e) => return ApprovalAnswer::Denied(e.message.to_string()),
             };
-            match self.peer.create_elicitation_with_timeout(params, Some(question.timeout)).await {
+            match self
+                .peer
+                .create_elicitation_with_timeout(params, Some(question.timeout))
+                .await
+            {
                 Ok(result) => judge(&result),
                 Err(rmcp::ServiceError::Timeout { .. }) => {
                     ApprovalAnswer::Denied(format!("no answer within {} s", question.timeout.as_secs()))
@@ -199,7 +201,9 @@ impl Channel {
                     Ok(result) => judge(&result),
                     Err(_) => ApprovalAnswer::Denied("the answer was not a valid elicitation result".into()),
                 })
-                .unwrap_or_else(|| ApprovalAnswer::Denied(format!("the retry carried no `{INPUT_KEY}` input response")));
+                .unwrap_or_else(|| {
+                    ApprovalAnswer::Denied(format!("the retry carried no `{INPUT_KEY}` input response"))
+                });
             return Channel::Answered(answer);
         }
         if !can_elicit(context) {
@@ -241,7 +245,10 @@ impl Channel {
         };
         let state = seals.seal(&request.name, &question.args_digest, question.timeout)?;
         let mut requests = BTreeMap::new();
-        requests.insert(INPUT_KEY.to_owned(), InputRequest::Elicitation(ElicitRequest::new(form(question)?)));
+        requests.insert(
+            INPUT_KEY.to_owned(),
+            InputRequest::Elicitation(ElicitRequest::new(form(question)?)),
+        );
         Ok(InputRequiredResult::new(Some(requests), Some(state)).into())
     }
 }

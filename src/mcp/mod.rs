@@ -12,9 +12,9 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
-    ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, MetaObject,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities, ServerConfig,
+    SubscriptionFilter, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
@@ -213,7 +213,13 @@ impl ServerHandler for McpServer {
         let channel = approval::Channel::for_request(&self.hub.seals, ttl, &request, &context);
         let outcome = self
             .engine
-            .call(&caller, &request.name, request.arguments.clone(), channel.source(), opts)
+            .call(
+                &caller,
+                &request.name,
+                request.arguments.clone(),
+                channel.source(),
+                opts,
+            )
             .await
             .map_err(gate_error)?;
         match outcome {
@@ -233,7 +239,11 @@ impl ServerHandler for McpServer {
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let id = self.hub.next_sink.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sink = context.sink().clone();
-        self.hub.sinks.lock().unwrap_or_else(|p| p.into_inner()).push((id, sink));
+        self.hub
+            .sinks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, sink));
         context.cancelled().await;
         self.hub
             .sinks

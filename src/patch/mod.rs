@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use diffy::patch_set::{FileOperation, ParseOptions, PatchSet};
 use diffy::{Line, Patch};
-use serde::Serialize;
 use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::fsutil::looks_binary;
 use crate::workspace::{Access, Workspace};
@@ -69,7 +69,11 @@ fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
         return Err("patch is empty; give a unified diff (`--- a/file`, `+++ b/file`, `@@` hunks)".into());
     }
     let git_style = text.starts_with("diff --git ") || text.contains("\ndiff --git ");
-    let opts = if git_style { ParseOptions::gitdiff() } else { ParseOptions::unidiff() };
+    let opts = if git_style {
+        ParseOptions::gitdiff()
+    } else {
+        ParseOptions::unidiff()
+    };
     let mut changes = Vec::new();
     for item in PatchSet::parse(text, opts) {
         let file = item.map_err(|e| format!("patch does not parse: {e}"))?;
@@ -80,7 +84,9 @@ fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
             FileOperation::Delete(p) => (Some(p.to_string()), None),
             FileOperation::Modify { original, modified } => (Some(original.to_string()), Some(modified.to_string())),
             FileOperation::Rename { from, to } => (Some(from.to_string()), Some(to.to_string())),
-            FileOperation::Copy { .. } => return Err("copy patches are not supported; create the new file instead".into()),
+            FileOperation::Copy { .. } => {
+                return Err("copy patches are not supported; create the new file instead".into());
+            }
         };
         let patch = match file.into_patch() {
             diffy::patch_set::PatchKind::Text(p) => p,
@@ -112,7 +118,10 @@ fn has_ab_prefixes(op: &FileOperation<'_, str>) -> bool {
 /// Checks the whole patch against the workspace and computes every result.
 pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
     if text.len() > MAX_PATCH_BYTES {
-        return Err(format!("patch is {} bytes, over the {MAX_PATCH_BYTES}-byte limit; split it", text.len()));
+        return Err(format!(
+            "patch is {} bytes, over the {MAX_PATCH_BYTES}-byte limit; split it",
+            text.len()
+        ));
     }
     let changes = parse(text)?;
     let mut plan = Plan {
@@ -133,16 +142,20 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
             _ => Action::Modify,
         };
         let base = match &old {
-            Some(o) => Some(plan.current(o.physical(), &o.display())?.ok_or_else(|| {
-                format!("{} does not exist; the patch expects to change it", o.display())
-            })?),
+            Some(o) => Some(
+                plan.current(o.physical(), &o.display())?
+                    .ok_or_else(|| format!("{} does not exist; the patch expects to change it", o.display()))?,
+            ),
             None => None,
         };
         if let Some(n) = &new
             && action != Action::Modify
             && plan.current(n.physical(), &n.display())?.is_some()
         {
-            return Err(format!("{} already exists; the patch expects to create it", n.display()));
+            return Err(format!(
+                "{} already exists; the patch expects to create it",
+                n.display()
+            ));
         }
         let result = apply(base.as_deref().unwrap_or(""), &change.patch, &shown)?;
         if action == Action::Delete && !result.is_empty() {
@@ -161,7 +174,9 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
         plan.files.push(FileSummary {
             path: shown,
             action,
-            old_path: (action == Action::Rename).then(|| old.as_ref().map(|o| o.display())).flatten(),
+            old_path: (action == Action::Rename)
+                .then(|| old.as_ref().map(|o| o.display()))
+                .flatten(),
             additions,
             deletions,
         });
@@ -290,11 +305,7 @@ fn apply(base: &str, patch: &Patch<'_, str>, shown: &str) -> Result<String, Stri
 }
 
 fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, err: &str) -> String {
-    let n: usize = err
-        .rsplit('#')
-        .next()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(1);
+    let n: usize = err.rsplit('#').next().and_then(|s| s.trim().parse().ok()).unwrap_or(1);
     let total = patch.hunks().len();
     let Some(hunk) = patch.hunks().get(n.saturating_sub(1)) else {
         return format!("{shown}: the patch does not apply ({err})");
@@ -308,7 +319,11 @@ fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, err: &str) -
         })
         .collect();
     let start = hunk.old_range().start().saturating_sub(1);
-    let found: Vec<&str> = base.split_inclusive('\n').skip(start).take(expected.len().max(1)).collect();
+    let found: Vec<&str> = base
+        .split_inclusive('\n')
+        .skip(start)
+        .take(expected.len().max(1))
+        .collect();
     let show = |lines: &[&str]| -> String {
         lines
             .iter()
@@ -322,6 +337,10 @@ fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, err: &str) -
         hunk.new_range(),
         start + 1,
         show(&expected),
-        if found.is_empty() { "  (end of file)\n".to_owned() } else { show(&found) },
+        if found.is_empty() {
+            "  (end of file)\n".to_owned()
+        } else {
+            show(&found)
+        },
     )
 }

@@ -96,7 +96,14 @@ impl Approvals {
         guard
     }
 
-    fn make(tool: &str, digest: Option<&str>, preview: &str, risk: Risk, state: ApprovalState, ttl: Duration) -> Approval {
+    fn make(
+        tool: &str,
+        digest: Option<&str>,
+        preview: &str,
+        risk: Risk,
+        state: ApprovalState,
+        ttl: Duration,
+    ) -> Approval {
         Approval {
             id: new_id(),
             tool: tool.to_owned(),
@@ -114,9 +121,10 @@ impl Approvals {
     /// already pending for the same tool and arguments.
     pub fn request(&self, tool: &str, digest: &str, preview: &str, risk: Risk, ttl: Duration) -> Approval {
         let mut entries = self.lock();
-        if let Some(existing) = entries.values().find(|a| {
-            a.state == ApprovalState::Pending && a.tool == tool && a.args_digest.as_deref() == Some(digest)
-        }) {
+        if let Some(existing) = entries
+            .values()
+            .find(|a| a.state == ApprovalState::Pending && a.tool == tool && a.args_digest.as_deref() == Some(digest))
+        {
             return existing.clone();
         }
         let approval = Self::make(tool, Some(digest), preview, risk, ApprovalState::Pending, ttl);
@@ -141,7 +149,9 @@ impl Approvals {
     /// An operator's answer to a pending id. An approval gets a fresh TTL.
     pub fn decide(&self, id: &str, approve: bool, by: &str, ttl: Duration) -> Result<Approval, ApprovalError> {
         let mut entries = self.lock();
-        let entry = entries.get_mut(id).ok_or_else(|| ApprovalError::Unknown(id.to_owned()))?;
+        let entry = entries
+            .get_mut(id)
+            .ok_or_else(|| ApprovalError::Unknown(id.to_owned()))?;
         if entry.state != ApprovalState::Pending {
             return Err(ApprovalError::NotPending(id.to_owned()));
         }
@@ -180,9 +190,7 @@ impl Approvals {
                 entries.remove(id);
                 Err(err)
             }
-            ApprovalState::Approved { .. } => entries
-                .remove(id)
-                .ok_or_else(|| ApprovalError::Unknown(id.to_owned())),
+            ApprovalState::Approved { .. } => entries.remove(id).ok_or_else(|| ApprovalError::Unknown(id.to_owned())),
         }
     }
 
@@ -222,9 +230,15 @@ mod tests {
     fn a_granted_id_works_once_for_its_tool_only() {
         let store = Approvals::new();
         let a = store.grant_tool("apply_patch", Risk::Medium, "op", TTL);
-        assert!(matches!(store.consume(&a.id, "shell_exec", "d"), Err(ApprovalError::WrongTool { .. })));
+        assert!(matches!(
+            store.consume(&a.id, "shell_exec", "d"),
+            Err(ApprovalError::WrongTool { .. })
+        ));
         assert!(store.consume(&a.id, "apply_patch", "any").is_ok());
-        assert_eq!(store.consume(&a.id, "apply_patch", "any").err(), Some(ApprovalError::Unknown(a.id.clone())));
+        assert_eq!(
+            store.consume(&a.id, "apply_patch", "any").err(),
+            Some(ApprovalError::Unknown(a.id.clone()))
+        );
     }
 
     #[test]
@@ -232,9 +246,15 @@ mod tests {
         let store = Approvals::new();
         let p = store.request("shell_exec", "d1", "ls", Risk::High, TTL);
         assert_eq!(store.request("shell_exec", "d1", "ls", Risk::High, TTL).id, p.id);
-        assert!(matches!(store.consume(&p.id, "shell_exec", "d1"), Err(ApprovalError::StillPending(_))));
+        assert!(matches!(
+            store.consume(&p.id, "shell_exec", "d1"),
+            Err(ApprovalError::StillPending(_))
+        ));
         store.decide(&p.id, true, "op", TTL).unwrap();
-        assert!(matches!(store.consume(&p.id, "shell_exec", "d2"), Err(ApprovalError::WrongArguments(_))));
+        assert!(matches!(
+            store.consume(&p.id, "shell_exec", "d2"),
+            Err(ApprovalError::WrongArguments(_))
+        ));
         assert!(store.consume(&p.id, "shell_exec", "d1").is_ok());
         assert!(store.consume(&p.id, "shell_exec", "d1").is_err());
     }
@@ -244,10 +264,16 @@ mod tests {
         let store = Approvals::new();
         let p = store.request("shell_exec", "d", "ls", Risk::High, TTL);
         store.decide(&p.id, false, "op", TTL).unwrap();
-        assert!(matches!(store.consume(&p.id, "shell_exec", "d"), Err(ApprovalError::Denied { .. })));
+        assert!(matches!(
+            store.consume(&p.id, "shell_exec", "d"),
+            Err(ApprovalError::Denied { .. })
+        ));
         let short = store.grant_tool("shell_exec", Risk::High, "op", Duration::from_millis(1));
         std::thread::sleep(Duration::from_millis(5));
-        assert!(matches!(store.consume(&short.id, "shell_exec", "d"), Err(ApprovalError::Unknown(_))));
+        assert!(matches!(
+            store.consume(&short.id, "shell_exec", "d"),
+            Err(ApprovalError::Unknown(_))
+        ));
         assert!(store.pending().is_empty());
     }
 }

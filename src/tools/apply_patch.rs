@@ -50,12 +50,7 @@ impl Tool for ApplyPatch {
 
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         let mut text = match patch::plan(&ctx.workspace, &params.patch) {
-            Ok(plan) => plan
-                .files
-                .iter()
-                .map(summary_line)
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Ok(plan) => plan.files.iter().map(summary_line).collect::<Vec<_>>().join("\n"),
             Err(e) => format!("(the patch does not apply: {e})"),
         };
         let head: Vec<&str> = params.patch.lines().take(20).collect();
@@ -86,7 +81,10 @@ impl Tool for ApplyPatch {
 
     fn render(output: &Output) -> String {
         let mut text = if output.dry_run {
-            format!("Dry run: the patch applies cleanly to {} file(s); nothing was changed.\n", output.files.len())
+            format!(
+                "Dry run: the patch applies cleanly to {} file(s); nothing was changed.\n",
+                output.files.len()
+            )
         } else {
             format!("Applied the patch to {} file(s).\n", output.files.len())
         };

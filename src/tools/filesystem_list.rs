@@ -73,9 +73,13 @@ impl Tool for FilesystemList {
     async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
         let max = params.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
         if !(1..=MAX_ENTRIES).contains(&max) {
-            return Err(ToolError::new(format!("max_entries must be from 1 to {MAX_ENTRIES}; got {max}")));
+            return Err(ToolError::new(format!(
+                "max_entries must be from 1 to {MAX_ENTRIES}; got {max}"
+            )));
         }
-        let dir = ctx.workspace.resolve(params.path.as_deref().unwrap_or("."), Access::Read)?;
+        let dir = ctx
+            .workspace
+            .resolve(params.path.as_deref().unwrap_or("."), Access::Read)?;
         let root = ctx.workspace.root().to_path_buf();
         let recursive = params.recursive;
         tokio::task::spawn_blocking(move || list(&root, &dir, recursive, max))
@@ -97,7 +101,10 @@ impl Tool for FilesystemList {
             text.push_str(&format!("{} is empty\n", output.path));
         }
         if output.truncated {
-            text.push_str(&format!("[execlayer: list cut at {} entries; raise max_entries or list a subdirectory]\n", output.entries.len()));
+            text.push_str(&format!(
+                "[execlayer: list cut at {} entries; raise max_entries or list a subdirectory]\n",
+                output.entries.len()
+            ));
         }
         text
     }
@@ -120,11 +127,18 @@ pub fn walker(start: &std::path::Path, max_depth: Option<usize>) -> ignore::Walk
     builder
 }
 
-fn list(root: &std::path::Path, dir: &crate::workspace::WorkspacePath, recursive: bool, max: usize) -> Result<Output, ToolError> {
+fn list(
+    root: &std::path::Path,
+    dir: &crate::workspace::WorkspacePath,
+    recursive: bool,
+    max: usize,
+) -> Result<Output, ToolError> {
     let shown = dir.display();
     let meta = std::fs::metadata(dir.physical()).map_err(|e| ToolError::new(format!("cannot list {shown}: {e}")))?;
     if !meta.is_dir() {
-        return Err(ToolError::new(format!("{shown} is a file, not a directory; read it with filesystem_read")));
+        return Err(ToolError::new(format!(
+            "{shown} is a file, not a directory; read it with filesystem_read"
+        )));
     }
     let mut builder = walker(dir.physical(), if recursive { None } else { Some(1) });
     builder.sort_by_file_name(|a, b| a.cmp(b));

@@ -94,13 +94,22 @@ impl Tool for FilesystemRead {
     }
 }
 
-fn read(physical: &std::path::Path, shown: String, offset: Option<u64>, limit: Option<u64>) -> Result<Output, ToolError> {
+fn read(
+    physical: &std::path::Path,
+    shown: String,
+    offset: Option<u64>,
+    limit: Option<u64>,
+) -> Result<Output, ToolError> {
     let meta = std::fs::metadata(physical).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ToolError::new(format!("{shown} does not exist; list the directory with filesystem_list to find the file")),
+        std::io::ErrorKind::NotFound => ToolError::new(format!(
+            "{shown} does not exist; list the directory with filesystem_list to find the file"
+        )),
         _ => ToolError::new(format!("cannot read {shown}: {e}")),
     })?;
     if meta.is_dir() {
-        return Err(ToolError::new(format!("{shown} is a directory; use filesystem_list to see its entries")));
+        return Err(ToolError::new(format!(
+            "{shown} is a directory; use filesystem_list to see its entries"
+        )));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(ToolError::new(format!(
@@ -153,7 +162,10 @@ fn page(text: &str, shown: String, offset: u64, limit: Option<u64>, size: u64, l
         if line_end - start_byte > MAX_RETURN_BYTES {
             if taken == 0 {
                 // One line longer than the cap: return its head.
-                end_byte = start_byte + super::truncate_str(&text[start_byte..line_end], MAX_RETURN_BYTES).0.len();
+                end_byte = start_byte
+                    + super::truncate_str(&text[start_byte..line_end], MAX_RETURN_BYTES)
+                        .0
+                        .len();
                 taken = 1;
                 cut_line = true;
             }
@@ -180,7 +192,11 @@ fn page(text: &str, shown: String, offset: u64, limit: Option<u64>, size: u64, l
 
 fn count_lines(text: &str) -> u64 {
     let newlines = text.bytes().filter(|b| *b == b'\n').count() as u64;
-    if text.is_empty() || text.ends_with('\n') { newlines } else { newlines + 1 }
+    if text.is_empty() || text.ends_with('\n') {
+        newlines
+    } else {
+        newlines + 1
+    }
 }
 
 #[cfg(test)]
@@ -191,7 +207,10 @@ mod tests {
     fn pages_by_lines() {
         let text = "a\nb\nc\nd";
         let all = page(text, "f".into(), 1, None, 7, false);
-        assert_eq!((all.start_line, all.end_line, all.total_lines, all.truncated), (1, 4, 4, false));
+        assert_eq!(
+            (all.start_line, all.end_line, all.total_lines, all.truncated),
+            (1, 4, 4, false)
+        );
         assert_eq!(all.content, text);
         let mid = page(text, "f".into(), 2, Some(2), 7, false);
         assert_eq!(mid.content, "b\nc\n");

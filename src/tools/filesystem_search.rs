@@ -73,7 +73,9 @@ impl Tool for FilesystemSearch {
     async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
         let max = params.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
         if !(1..=MAX_RESULTS).contains(&max) {
-            return Err(ToolError::new(format!("max_results must be from 1 to {MAX_RESULTS}; got {max}")));
+            return Err(ToolError::new(format!(
+                "max_results must be from 1 to {MAX_RESULTS}; got {max}"
+            )));
         }
         let regex = RegexBuilder::new(&params.pattern)
             .case_insensitive(params.case_insensitive)
@@ -81,7 +83,9 @@ impl Tool for FilesystemSearch {
             .size_limit(8 * 1024 * 1024)
             .build()
             .map_err(|e| ToolError::new(format!("pattern is not a valid regular expression: {e}")))?;
-        let start = ctx.workspace.resolve(params.path.as_deref().unwrap_or("."), Access::Read)?;
+        let start = ctx
+            .workspace
+            .resolve(params.path.as_deref().unwrap_or("."), Access::Read)?;
         let root = ctx.workspace.root().to_path_buf();
         let glob = match &params.glob {
             Some(g) => {
@@ -89,7 +93,11 @@ impl Tool for FilesystemSearch {
                 builder
                     .add(g)
                     .map_err(|e| ToolError::new(format!("glob {g:?} is not valid: {e}")))?;
-                Some(builder.build().map_err(|e| ToolError::new(format!("glob {g:?} is not valid: {e}")))?)
+                Some(
+                    builder
+                        .build()
+                        .map_err(|e| ToolError::new(format!("glob {g:?} is not valid: {e}")))?,
+                )
             }
             None => None,
         };
@@ -116,7 +124,9 @@ impl Tool for FilesystemSearch {
                 if item.metadata().map(|m| m.len()).unwrap_or(0) > MAX_FILE_BYTES {
                     continue;
                 }
-                let Ok(bytes) = std::fs::read(item.path()) else { continue };
+                let Ok(bytes) = std::fs::read(item.path()) else {
+                    continue;
+                };
                 if looks_binary(&bytes) {
                     continue;
                 }

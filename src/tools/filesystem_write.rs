@@ -90,7 +90,8 @@ impl Tool for FilesystemWrite {
                     return Err(ToolError::new(format!("{shown} is a directory; give a file path")));
                 }
                 Ok(meta) => {
-                    let head = read_prefix(physical, 8192).map_err(|e| ToolError::new(format!("cannot read {shown}: {e}")))?;
+                    let head =
+                        read_prefix(physical, 8192).map_err(|e| ToolError::new(format!("cannot read {shown}: {e}")))?;
                     if looks_binary(&head) {
                         return Err(ToolError::new(format!(
                             "{shown} is a binary file; filesystem_write will not overwrite it"

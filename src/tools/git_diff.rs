@@ -84,7 +84,9 @@ impl Tool for GitDiff {
         }
         let context = params.context_lines.unwrap_or(3);
         if context > 100 {
-            return Err(ToolError::new(format!("context_lines must be from 0 to 100; got {context}")));
+            return Err(ToolError::new(format!(
+                "context_lines must be from 0 to 100; got {context}"
+            )));
         }
         let mut paths = Vec::new();
         for p in params.paths.iter().flatten() {
@@ -151,16 +153,24 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             format!("{from}..worktree"),
         )
     } else {
-        (repo.diff_index_to_workdir(None, Some(&mut opts)), "index..worktree".to_owned())
+        (
+            repo.diff_index_to_workdir(None, Some(&mut opts)),
+            "index..worktree".to_owned(),
+        )
     };
     let mut diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
     let mut find = git2::DiffFindOptions::new();
     find.renames(true);
-    diff.find_similar(Some(&mut find)).map_err(|e| git_error("cannot detect renames", e))?;
+    diff.find_similar(Some(&mut find))
+        .map_err(|e| git_error("cannot detect renames", e))?;
 
     let mut files = Vec::new();
     for (i, delta) in diff.deltas().enumerate() {
-        let new_path = delta.new_file().path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let new_path = delta
+            .new_file()
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let old_path = delta.old_file().path().map(|p| p.to_string_lossy().into_owned());
         let (additions, deletions) = match git2::Patch::from_diff(&diff, i) {
             Ok(Some(patch)) => patch.line_stats().map(|(_, a, d)| (a, d)).unwrap_or((0, 0)),

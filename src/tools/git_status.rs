@@ -130,7 +130,10 @@ impl Tool for GitStatus {
 fn status(r: &Repo) -> Result<Output, ToolError> {
     let repo = &r.repo;
     let head = repo.head().ok();
-    let branch = head.as_ref().filter(|h| h.is_branch()).and_then(|h| h.shorthand().ok().map(str::to_owned));
+    let branch = head
+        .as_ref()
+        .filter(|h| h.is_branch())
+        .and_then(|h| h.shorthand().ok().map(str::to_owned));
     let head_id = head
         .as_ref()
         .and_then(|h| h.target())
@@ -142,7 +145,9 @@ fn status(r: &Repo) -> Result<Output, ToolError> {
     {
         upstream = up.name().ok().flatten().map(str::to_owned);
         if let (Some(a), Some(b)) = (local.get().target(), up.get().target()) {
-            (ahead, behind) = repo.graph_ahead_behind(a, b).map_err(|e| git_error("cannot count ahead/behind", e))?;
+            (ahead, behind) = repo
+                .graph_ahead_behind(a, b)
+                .map_err(|e| git_error("cannot count ahead/behind", e))?;
         }
     }
     let mut opts = StatusOptions::new();
@@ -154,7 +159,9 @@ fn status(r: &Repo) -> Result<Output, ToolError> {
     if !r.scope.is_empty() {
         opts.pathspec(&r.scope);
     }
-    let statuses = repo.statuses(Some(&mut opts)).map_err(|e| git_error("cannot read the status", e))?;
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(|e| git_error("cannot read the status", e))?;
     let mut entries = Vec::new();
     let mut truncated = false;
     for s in statuses.iter() {
@@ -167,8 +174,12 @@ fn status(r: &Repo) -> Result<Output, ToolError> {
             (_, Some(d)) if st.is_wt_renamed() => (d.new_file().path(), d.old_file().path()),
             _ => (s.path().ok().map(std::path::Path::new), None),
         };
-        let Some(path) = new_path.map(|p| p.to_string_lossy().into_owned()) else { continue };
-        let Some(path) = r.to_workspace(&path).map(str::to_owned) else { continue };
+        let Some(path) = new_path.map(|p| p.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let Some(path) = r.to_workspace(&path).map(str::to_owned) else {
+            continue;
+        };
         if entries.len() == MAX_ENTRIES {
             truncated = true;
             break;

@@ -75,7 +75,10 @@ impl From<PathError> for ToolError {
 
 /// Reports progress of a long call to whoever asked (a no-op by default).
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>>);
+pub struct Progress(Option<Arc<ProgressFn>>);
+
+/// Receives (progress, total, message).
+type ProgressFn = dyn Fn(f64, Option<f64>, String) + Send + Sync;
 
 impl Progress {
     pub fn new(report: impl Fn(f64, Option<f64>, String) + Send + Sync + 'static) -> Self {
@@ -126,7 +129,11 @@ pub trait Tool: Send + Sync + 'static {
     /// What an approver needs to see: exactly what the call will do.
     fn describe(&self, _ctx: &ToolContext, params: &Self::Params) -> String;
 
-    fn run(&self, ctx: &ToolContext, params: Self::Params) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+    fn run(
+        &self,
+        ctx: &ToolContext,
+        params: Self::Params,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 
     /// The text block shown to models and people.
     fn render(output: &Self::Output) -> String;
@@ -206,7 +213,8 @@ impl<T: Tool> DynTool for Erased<T> {
     }
 
     fn prepare(&self, args: Value) -> Result<Box<dyn Prepared>, String> {
-        let params: T::Params = serde_json::from_value(args).map_err(|e| format!("invalid arguments for {}: {e}", T::NAME))?;
+        let params: T::Params =
+            serde_json::from_value(args).map_err(|e| format!("invalid arguments for {}: {e}", T::NAME))?;
         Ok(Box::new(PreparedCall {
             tool: self.tool.clone(),
             params,
@@ -234,9 +242,7 @@ fn spec_of<T: Tool>() -> ToolSpec {
     if input.get("type").is_none() {
         input.insert("type".into(), Value::from("object"));
     }
-    let props = input
-        .entry("properties")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let props = input.entry("properties").or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(props) = props {
         props.insert(
             APPROVAL_ID_ARG.into(),
@@ -325,8 +331,18 @@ mod tests {
             assert!(spec.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!(spec.description.len() > 40, "{} needs a real description", spec.name);
             assert!(!spec.title.is_empty());
-            assert_eq!(spec.input_schema.get("type"), Some(&Value::from("object")), "{}", spec.name);
-            assert_eq!(spec.output_schema.get("type"), Some(&Value::from("object")), "{}", spec.name);
+            assert_eq!(
+                spec.input_schema.get("type"),
+                Some(&Value::from("object")),
+                "{}",
+                spec.name
+            );
+            assert_eq!(
+                spec.output_schema.get("type"),
+                Some(&Value::from("object")),
+                "{}",
+                spec.name
+            );
             assert_eq!(
                 spec.input_schema.get("additionalProperties"),
                 Some(&Value::Bool(false)),
@@ -335,7 +351,11 @@ mod tests {
             );
             let props = spec.input_schema["properties"].as_object().unwrap();
             for (prop, schema) in props {
-                assert!(schema.get("description").is_some(), "{}.{prop} has no description", spec.name);
+                assert!(
+                    schema.get("description").is_some(),
+                    "{}.{prop} has no description",
+                    spec.name
+                );
             }
             if spec.annotations.read_only {
                 assert_eq!(spec.risk, Risk::Low, "{} is read-only but not low risk", spec.name);
@@ -350,7 +370,11 @@ mod tests {
     fn unknown_arguments_are_refused_by_every_tool() {
         for tool in Registry::builtin().iter() {
             let err = tool.prepare(serde_json::json!({"no_such_argument": 1})).err().unwrap();
-            assert!(err.contains("no_such_argument") || err.contains("missing field"), "{}: {err}", tool.spec().name);
+            assert!(
+                err.contains("no_such_argument") || err.contains("missing field"),
+                "{}: {err}",
+                tool.spec().name
+            );
         }
     }
 }

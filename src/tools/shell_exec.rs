@@ -56,8 +56,17 @@ fn is_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper.starts_with("EXECUTION_")
         || [
-            "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "PRIVATE_KEY", "CREDENTIAL", "ACCESS_KEY",
-            "SESSION_KEY", "AUTH",
+            "TOKEN",
+            "SECRET",
+            "PASSWORD",
+            "PASSWD",
+            "API_KEY",
+            "APIKEY",
+            "PRIVATE_KEY",
+            "CREDENTIAL",
+            "ACCESS_KEY",
+            "SESSION_KEY",
+            "AUTH",
         ]
         .iter()
         .any(|s| upper.contains(s))
@@ -76,7 +85,9 @@ pub fn check_command(command: &str, allowlist: &[Vec<String>]) -> Result<Vec<Str
         return Err("command is empty; give a program and its arguments, e.g. `git status`".into());
     }
     if let Some(word) = argv.iter().find(|w| w.starts_with('~')) {
-        return Err(format!("argument {word:?} starts with `~`; give paths relative to the workspace"));
+        return Err(format!(
+            "argument {word:?} starts with `~`; give paths relative to the workspace"
+        ));
     }
     let allowed = allowlist
         .iter()
@@ -193,8 +204,16 @@ impl Tool for ShellExec {
 
     fn render(output: &Output) -> String {
         let mut text = match (output.exit_code, output.timed_out) {
-            (_, true) => format!("`{}` timed out after {} ms and was killed", output.argv.join(" "), output.duration_ms),
-            (Some(code), _) => format!("`{}` exited with {code} in {} ms", output.argv.join(" "), output.duration_ms),
+            (_, true) => format!(
+                "`{}` timed out after {} ms and was killed",
+                output.argv.join(" "),
+                output.duration_ms
+            ),
+            (Some(code), _) => format!(
+                "`{}` exited with {code} in {} ms",
+                output.argv.join(" "),
+                output.duration_ms
+            ),
             (None, _) => format!(
                 "`{}` was killed by signal {} after {} ms",
                 output.argv.join(" "),
@@ -256,10 +275,13 @@ async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Re
             cmd.env(&key, value);
         }
     }
-    cmd.env("GIT_TERMINAL_PROMPT", "0").env("GIT_PAGER", "cat").env("PAGER", "cat");
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_PAGER", "cat")
+        .env("PAGER", "cat");
     cmd.env("GIT_CONFIG_COUNT", GIT_SAFE_CONFIG.len().to_string());
     for (i, (k, v)) in GIT_SAFE_CONFIG.iter().enumerate() {
-        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k).env(format!("GIT_CONFIG_VALUE_{i}"), v);
+        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
+            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
     }
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
@@ -295,8 +317,16 @@ async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Re
         return Err(ToolError::new(format!("`{}` was cancelled and killed", argv.join(" "))));
     }
     let grace = Duration::from_millis(500);
-    let (out, out_bytes, out_cut) = tokio::time::timeout(grace, stdout).await.ok().and_then(Result::ok).unwrap_or_default();
-    let (err, err_bytes, err_cut) = tokio::time::timeout(grace, stderr).await.ok().and_then(Result::ok).unwrap_or_default();
+    let (out, out_bytes, out_cut) = tokio::time::timeout(grace, stdout)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let (err, err_bytes, err_cut) = tokio::time::timeout(grace, stderr)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     use std::os::unix::process::ExitStatusExt;
     Ok(Output {
         argv,
@@ -364,9 +394,20 @@ mod tests {
     #[test]
     fn allowlist_matches_word_by_word() {
         assert!(check_command("git status", &allow()).is_ok());
-        assert_eq!(check_command("git status --short", &allow()).unwrap(), ["git", "status", "--short"]);
+        assert_eq!(
+            check_command("git status --short", &allow()).unwrap(),
+            ["git", "status", "--short"]
+        );
         assert!(check_command("\"git\" status", &allow()).is_ok());
-        for bad in ["git statusx", "/usr/bin/git status", "git", "FOO=1 git status", "gitstatus", "rm -rf x", "git log"] {
+        for bad in [
+            "git statusx",
+            "/usr/bin/git status",
+            "git",
+            "FOO=1 git status",
+            "gitstatus",
+            "rm -rf x",
+            "git log",
+        ] {
             assert!(check_command(bad, &allow()).is_err(), "{bad} was allowed");
         }
     }
@@ -393,7 +434,12 @@ mod tests {
             assert!(check_command(bad, &allow()).is_err(), "{bad:?} was allowed");
         }
         let git_anything = crate::settings::parse_allowlist("git").unwrap();
-        for bad in ["git -c alias.x=!sh x", "git --exec-path=/tmp status", "git -C /etc status", "git --git-dir=/x log"] {
+        for bad in [
+            "git -c alias.x=!sh x",
+            "git --exec-path=/tmp status",
+            "git -C /etc status",
+            "git --git-dir=/x log",
+        ] {
             assert!(check_command(bad, &git_anything).is_err(), "{bad:?} was allowed");
         }
         assert!(check_command("git log -p -- src", &git_anything).is_ok());
@@ -401,7 +447,13 @@ mod tests {
 
     #[test]
     fn secrets_are_recognised() {
-        for name in ["EXECUTION_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "GIT_DIR"] {
+        for name in [
+            "EXECUTION_TOKEN",
+            "GITHUB_TOKEN",
+            "AWS_SECRET_ACCESS_KEY",
+            "OPENAI_API_KEY",
+            "GIT_DIR",
+        ] {
             assert!(is_secret(name), "{name}");
         }
         for name in ["PATH", "HOME", "LANG", "CARGO_HOME"] {

@@ -10,7 +10,9 @@ use execlayer::audit::Door;
 use execlayer::engine::Engine;
 use execlayer::server::{Core, serve_stream};
 use execlayer::settings::{RawEnv, Settings};
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+};
 use rmcp::service::RunningService;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::Value;
@@ -97,7 +99,11 @@ impl TestEnv {
 
     /// A default client (protocol 2025-11-25, no elicitation) over a duplex pipe.
     pub async fn client(&self) -> Client {
-        self.client_with(client_config(ProtocolVersion::V_2025_11_25, ClientCapabilities::default())).await
+        self.client_with(client_config(
+            ProtocolVersion::V_2025_11_25,
+            ClientCapabilities::default(),
+        ))
+        .await
     }
 
     /// Any client handler over a duplex pipe to an in-process server.
@@ -123,7 +129,10 @@ impl TestEnv {
     /// Every audit line, parsed.
     pub fn audit_lines(&self) -> Vec<Value> {
         match std::fs::read_to_string(&self.audit) {
-            Ok(text) => text.lines().map(|l| serde_json::from_str(l).expect("audit line is JSON")).collect(),
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -156,7 +165,11 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
         .env("HOME", dir)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -177,10 +190,16 @@ pub async fn connect<H: ClientHandler>(core: &Core, handler: H) -> Client<H> {
 
 /// Calls a tool; panics on a protocol error.
 pub async fn call<H: ClientHandler>(client: &Client<H>, tool: &str, args: Value) -> CallToolResult {
-    try_call(client, tool, args).await.unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
+    try_call(client, tool, args)
+        .await
+        .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"))
 }
 
-pub async fn try_call<H: ClientHandler>(client: &Client<H>, tool: &str, args: Value) -> Result<CallToolResult, rmcp::ServiceError> {
+pub async fn try_call<H: ClientHandler>(
+    client: &Client<H>,
+    tool: &str,
+    args: Value,
+) -> Result<CallToolResult, rmcp::ServiceError> {
     let mut params = CallToolRequestParams::new(tool.to_owned());
     if let Value::Object(map) = args {
         params = params.with_arguments(map);
@@ -211,5 +230,9 @@ pub fn structured(result: &CallToolResult) -> &Value {
 #[track_caller]
 pub fn assert_tool_error(result: &CallToolResult, needle: &str) {
     assert!(is_error(result), "expected an error result, got: {}", text(result));
-    assert!(text(result).contains(needle), "error {:?} does not mention {needle:?}", text(result));
+    assert!(
+        text(result).contains(needle),
+        "error {:?} does not mention {needle:?}",
+        text(result)
+    );
 }

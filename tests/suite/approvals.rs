@@ -49,7 +49,10 @@ impl Human {
 
 impl ClientHandler for Human {
     fn get_info(&self) -> ClientConfig {
-        client_config(self.version.clone(), ClientCapabilities::builder().enable_elicitation().build())
+        client_config(
+            self.version.clone(),
+            ClientCapabilities::builder().enable_elicitation().build(),
+        )
     }
 
     async fn create_elicitation(
@@ -84,13 +87,27 @@ fn write_args(content: &str) -> Value {
 async fn without_elicitation_the_operator_approves_an_id_bound_to_the_call() {
     let env = TestEnv::strict();
     let core = env.core();
-    let client = connect(&core, client_config(ProtocolVersion::V_2025_11_25, ClientCapabilities::default())).await;
+    let client = connect(
+        &core,
+        client_config(ProtocolVersion::V_2025_11_25, ClientCapabilities::default()),
+    )
+    .await;
 
     let r = call(&client, "filesystem_write", write_args("hello")).await;
     assert_tool_error(&r, "approval required");
     assert!(!env.path("out.txt").exists());
-    let pending = r.meta.as_ref().and_then(|m| m.get("execlayer/pending_approval_id")).and_then(Value::as_str).unwrap().to_owned();
-    assert!(text(&r).contains(&format!("execlayer approve {pending}")), "{}", text(&r));
+    let pending = r
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("execlayer/pending_approval_id"))
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned();
+    assert!(
+        text(&r).contains(&format!("execlayer approve {pending}")),
+        "{}",
+        text(&r)
+    );
 
     // Retrying before an operator answers is still refused, with the same id.
     let mut retry = write_args("hello");
@@ -98,9 +115,16 @@ async fn without_elicitation_the_operator_approves_an_id_bound_to_the_call() {
     assert_tool_error(&call(&client, "filesystem_write", retry.clone()).await, "still waiting");
     let listed = core.engine.approvals.pending();
     assert_eq!(listed.len(), 1);
-    assert!(listed[0].preview.contains("out.txt") && listed[0].preview.contains("5 bytes"), "{}", listed[0].preview);
+    assert!(
+        listed[0].preview.contains("out.txt") && listed[0].preview.contains("5 bytes"),
+        "{}",
+        listed[0].preview
+    );
 
-    core.engine.approvals.decide(&pending, true, "operator", Duration::from_secs(60)).unwrap();
+    core.engine
+        .approvals
+        .decide(&pending, true, "operator", Duration::from_secs(60))
+        .unwrap();
     // An approval for these arguments does not cover others.
     let mut other = write_args("something else");
     other["approval_id"] = json!(pending);
@@ -110,12 +134,20 @@ async fn without_elicitation_the_operator_approves_an_id_bound_to_the_call() {
     assert!(!is_error(&r), "{}", text(&r));
     assert_eq!(env.read("out.txt"), "hello");
     // Single use.
-    assert_tool_error(&call(&client, "filesystem_write", retry).await, "unknown, already used, or expired");
+    assert_tool_error(
+        &call(&client, "filesystem_write", retry).await,
+        "unknown, already used, or expired",
+    );
 
     let decisions: Vec<(String, String)> = env
         .audit_lines()
         .iter()
-        .map(|l| (l["decision"].as_str().unwrap().to_owned(), l["approval"]["via"].as_str().unwrap_or("").to_owned()))
+        .map(|l| {
+            (
+                l["decision"].as_str().unwrap().to_owned(),
+                l["approval"]["via"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         decisions,
@@ -133,10 +165,20 @@ async fn without_elicitation_the_operator_approves_an_id_bound_to_the_call() {
 async fn tool_wide_grants_are_single_use_and_expire() {
     let env = TestEnv::strict();
     let core = env.core();
-    let client = connect(&core, client_config(ProtocolVersion::V_2025_06_18, ClientCapabilities::default())).await;
+    let client = connect(
+        &core,
+        client_config(ProtocolVersion::V_2025_06_18, ClientCapabilities::default()),
+    )
+    .await;
     let risk = execlayer::policy::Risk::Medium;
-    let grant = core.engine.approvals.grant_tool("filesystem_write", risk, "op", Duration::from_secs(60));
-    let other_tool = core.engine.approvals.grant_tool("apply_patch", risk, "op", Duration::from_secs(60));
+    let grant = core
+        .engine
+        .approvals
+        .grant_tool("filesystem_write", risk, "op", Duration::from_secs(60));
+    let other_tool = core
+        .engine
+        .approvals
+        .grant_tool("apply_patch", risk, "op", Duration::from_secs(60));
     let mut args = write_args("x");
     args["approval_id"] = json!(other_tool.id);
     assert_tool_error(&call(&client, "filesystem_write", args.clone()).await, "apply_patch");
@@ -144,7 +186,10 @@ async fn tool_wide_grants_are_single_use_and_expire() {
     assert!(!is_error(&call(&client, "filesystem_write", args.clone()).await));
     assert_tool_error(&call(&client, "filesystem_write", args.clone()).await, "already used");
 
-    let short = core.engine.approvals.grant_tool("filesystem_write", risk, "op", Duration::from_millis(50));
+    let short = core
+        .engine
+        .approvals
+        .grant_tool("filesystem_write", risk, "op", Duration::from_millis(50));
     tokio::time::sleep(Duration::from_millis(120)).await;
     args["approval_id"] = json!(short.id);
     assert_tool_error(&call(&client, "filesystem_write", args).await, "expired");
@@ -161,16 +206,35 @@ async fn low_risk_and_dry_runs_need_no_approval_and_disabled_tools_are_refused()
     let r = call(&client, "apply_patch", json!({"patch": patch, "dry_run": true})).await;
     assert!(!is_error(&r), "{}", text(&r));
     assert_eq!(env.read("a.txt"), "one\n");
-    assert_tool_error(&call(&client, "apply_patch", json!({"patch": patch})).await, "approval required");
+    assert_tool_error(
+        &call(&client, "apply_patch", json!({"patch": patch})).await,
+        "approval required",
+    );
 
     let tools = client.list_all_tools().await.unwrap();
-    assert!(tools.iter().all(|t| t.name != "shell_exec"), "a disabled tool is not listed");
-    assert_tool_error(&call(&client, "shell_exec", json!({"command": "ls"})).await, "tool disabled: shell_exec");
+    assert!(
+        tools.iter().all(|t| t.name != "shell_exec"),
+        "a disabled tool is not listed"
+    );
+    assert_tool_error(
+        &call(&client, "shell_exec", json!({"command": "ls"})).await,
+        "tool disabled: shell_exec",
+    );
 
     let lines = env.audit_lines();
-    let dry = lines.iter().find(|l| l["tool"] == "apply_patch" && l["dry_run"] == true).expect("dry run audited");
-    assert_eq!((dry["decision"].as_str(), dry["risk"].as_str()), (Some("allowed"), Some("low")));
-    assert!(lines.iter().any(|l| l["tool"] == "shell_exec" && l["decision"] == "disabled"));
+    let dry = lines
+        .iter()
+        .find(|l| l["tool"] == "apply_patch" && l["dry_run"] == true)
+        .expect("dry run audited");
+    assert_eq!(
+        (dry["decision"].as_str(), dry["risk"].as_str()),
+        (Some("allowed"), Some("low"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["tool"] == "shell_exec" && l["decision"] == "disabled")
+    );
 }
 
 async fn elicit_once(answer: Answer, version: ProtocolVersion) -> (TestEnv, Human, rmcp::model::CallToolResult) {
@@ -187,7 +251,12 @@ async fn elicit_once(answer: Answer, version: ProtocolVersion) -> (TestEnv, Huma
         });
         human
             .clone()
-            .serve_with_lifecycle(client_io, ClientLifecycleMode::Discover { preferred_versions: vec![version] })
+            .serve_with_lifecycle(
+                client_io,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![version],
+                },
+            )
             .await
             .unwrap()
     } else {
@@ -199,16 +268,31 @@ async fn elicit_once(answer: Answer, version: ProtocolVersion) -> (TestEnv, Huma
 
 #[tokio::test]
 async fn elicitation_yes_runs_the_call_and_shows_what_will_happen() {
-    for version in [ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28] {
+    for version in [
+        ProtocolVersion::V_2025_06_18,
+        ProtocolVersion::V_2025_11_25,
+        ProtocolVersion::V_2026_07_28,
+    ] {
         let (env, human, r) = elicit_once(Answer::Yes, version.clone()).await;
         assert!(!is_error(&r), "{version}: {}", text(&r));
         assert_eq!(env.read("out.txt"), "approved text");
         let questions = human.questions();
         assert_eq!(questions.len(), 1, "{version}");
-        assert!(questions[0].contains("create out.txt with 13 bytes"), "{}", questions[0]);
-        let via = if version >= ProtocolVersion::V_2026_07_28 { "input_required" } else { "elicitation" };
+        assert!(
+            questions[0].contains("create out.txt with 13 bytes"),
+            "{}",
+            questions[0]
+        );
+        let via = if version >= ProtocolVersion::V_2026_07_28 {
+            "input_required"
+        } else {
+            "elicitation"
+        };
         let last = env.audit_lines().pop().unwrap();
-        assert_eq!((last["decision"].as_str(), last["approval"]["via"].as_str()), (Some("allowed"), Some(via)));
+        assert_eq!(
+            (last["decision"].as_str(), last["approval"]["via"].as_str()),
+            (Some("allowed"), Some(via))
+        );
     }
 }
 
@@ -247,7 +331,9 @@ async fn modern_client(env: &TestEnv) -> Client<Human> {
     Human::new(Answer::Yes, ProtocolVersion::V_2026_07_28)
         .serve_with_lifecycle(
             client_io,
-            ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] },
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
         )
         .await
         .unwrap()
@@ -269,7 +355,9 @@ async fn request_state_is_bound_sealed_and_single_use() {
     let env = TestEnv::strict();
     let client = modern_client(&env).await;
     let first = client.call_tool_once(params(write_args("one"))).await.unwrap();
-    let CallToolResponse::InputRequired(required) = first else { panic!("expected input_required, got {first:?}") };
+    let CallToolResponse::InputRequired(required) = first else {
+        panic!("expected input_required, got {first:?}")
+    };
     let state = required.request_state.clone().unwrap();
     assert!(required.input_requests.as_ref().unwrap().contains_key("approval"));
 
@@ -278,24 +366,60 @@ async fn request_state_is_bound_sealed_and_single_use() {
         other => panic!("expected a complete result, got {other:?}"),
     };
     // Changed arguments.
-    let r = complete(client.call_tool_once(params(write_args("two")).with_input_responses(yes()).with_request_state(state.clone())).await.unwrap());
+    let r = complete(
+        client
+            .call_tool_once(
+                params(write_args("two"))
+                    .with_input_responses(yes())
+                    .with_request_state(state.clone()),
+            )
+            .await
+            .unwrap(),
+    );
     assert_tool_error(&r, "requestState is invalid");
     // Tampered state: flip one character of the body.
     let mut tampered: Vec<char> = state.chars().collect();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
-    let r = complete(client.call_tool_once(params(write_args("one")).with_input_responses(yes()).with_request_state(tampered)).await.unwrap());
+    let r = complete(
+        client
+            .call_tool_once(
+                params(write_args("one"))
+                    .with_input_responses(yes())
+                    .with_request_state(tampered),
+            )
+            .await
+            .unwrap(),
+    );
     assert_tool_error(&r, "requestState is invalid");
     assert!(!env.path("out.txt").exists());
 
     // The genuine retry runs once...
-    let r = complete(client.call_tool_once(params(write_args("one")).with_input_responses(yes()).with_request_state(state.clone())).await.unwrap());
+    let r = complete(
+        client
+            .call_tool_once(
+                params(write_args("one"))
+                    .with_input_responses(yes())
+                    .with_request_state(state.clone()),
+            )
+            .await
+            .unwrap(),
+    );
     assert!(!is_error(&r), "{}", text(&r));
     assert_eq!(env.read("out.txt"), "one");
     // ...and a replay is refused.
     std::fs::remove_file(env.path("out.txt")).unwrap();
-    let r = complete(client.call_tool_once(params(write_args("one")).with_input_responses(yes()).with_request_state(state)).await.unwrap());
+    let r = complete(
+        client
+            .call_tool_once(
+                params(write_args("one"))
+                    .with_input_responses(yes())
+                    .with_request_state(state),
+            )
+            .await
+            .unwrap(),
+    );
     assert_tool_error(&r, "requestState is invalid");
     assert!(!env.path("out.txt").exists());
 }
@@ -305,15 +429,22 @@ async fn an_expired_request_state_is_refused() {
     let env = TestEnv::strict();
     env.set_policy(|p| p["approval_timeout_seconds"] = json!(1));
     let client = modern_client(&env).await;
-    let CallToolResponse::InputRequired(required) = client.call_tool_once(params(write_args("late"))).await.unwrap() else {
+    let CallToolResponse::InputRequired(required) = client.call_tool_once(params(write_args("late"))).await.unwrap()
+    else {
         panic!("expected input_required")
     };
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let r = client
-        .call_tool_once(params(write_args("late")).with_input_responses(yes()).with_request_state(required.request_state.unwrap()))
+        .call_tool_once(
+            params(write_args("late"))
+                .with_input_responses(yes())
+                .with_request_state(required.request_state.unwrap()),
+        )
         .await
         .unwrap();
-    let CallToolResponse::Complete(r) = r else { panic!("expected complete") };
+    let CallToolResponse::Complete(r) = r else {
+        panic!("expected complete")
+    };
     assert_tool_error(&r, "requestState is invalid");
     assert!(!env.path("out.txt").exists());
 }

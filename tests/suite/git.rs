@@ -12,7 +12,10 @@ fn busy_repo() -> TestEnv {
         ("modify.txt", "one\ntwo\nthree\n"),
         ("staged.txt", "old\n"),
         ("delete.txt", "bye\n"),
-        ("rename_me.txt", "a file that will move\nwith several lines\nso rename detection works\n"),
+        (
+            "rename_me.txt",
+            "a file that will move\nwith several lines\nso rename detection works\n",
+        ),
     ]);
     env.write("modify.txt", "one\nTWO\nthree\n");
     env.write("staged.txt", "new\n");
@@ -51,14 +54,22 @@ async fn status_reports_every_kind_of_change() {
     assert!(s["entries"].as_array().unwrap().iter().all(|e| e["path"] != "keep.txt"));
     let t = text(&r);
     assert!(t.starts_with("## main"), "{t}");
-    assert!(t.contains(" M modify.txt") && t.contains("?? untracked/new.txt") && t.contains("R  rename_me.txt -> moved.txt"), "{t}");
+    assert!(
+        t.contains(" M modify.txt")
+            && t.contains("?? untracked/new.txt")
+            && t.contains("R  rename_me.txt -> moved.txt"),
+        "{t}"
+    );
 }
 
 #[tokio::test]
 async fn status_reports_upstream_ahead_and_behind() {
     let env = TestEnv::new();
     let remote = env.dir.path().join("remote.git");
-    git_in(env.dir.path(), &["init", "-q", "--bare", "-b", "main", remote.to_str().unwrap()]);
+    git_in(
+        env.dir.path(),
+        &["init", "-q", "--bare", "-b", "main", remote.to_str().unwrap()],
+    );
     env.init_repo(&[("a.txt", "a\n")]);
     env.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
     env.git(&["push", "-q", "-u", "origin", "main"]);
@@ -93,21 +104,36 @@ async fn diff_shows_unstaged_staged_and_against_a_revision() {
     assert!(!t.contains("+new"), "staged changes are not in the unstaged diff: {t}");
     let files = structured(&r)["files"].as_array().unwrap().clone();
     let modify = files.iter().find(|f| f["path"] == "modify.txt").unwrap();
-    assert_eq!((modify["additions"].as_u64(), modify["deletions"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (modify["additions"].as_u64(), modify["deletions"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     let r = call(&client, "git_diff", json!({"staged": true})).await;
     let t = text(&r);
     assert!(t.contains("-old\n+new\n"), "{t}");
     assert!(!t.contains("+TWO"));
     let files = structured(&r)["files"].as_array().unwrap().clone();
-    let moved = files.iter().find(|f| f["path"] == "moved.txt").expect("rename in the staged diff");
+    let moved = files
+        .iter()
+        .find(|f| f["path"] == "moved.txt")
+        .expect("rename in the staged diff");
     assert_eq!(moved["status"], "renamed");
     assert_eq!(moved["old_path"], "rename_me.txt");
 
-    let r = call(&client, "git_diff", json!({"paths": ["modify.txt"], "context_lines": 0})).await;
+    let r = call(
+        &client,
+        "git_diff",
+        json!({"paths": ["modify.txt"], "context_lines": 0}),
+    )
+    .await;
     let files = structured(&r)["files"].as_array().unwrap().clone();
     assert_eq!(files.len(), 1);
-    assert!(!text(&r).lines().any(|l| l == " one"), "no context lines with context_lines 0: {}", text(&r));
+    assert!(
+        !text(&r).lines().any(|l| l == " one"),
+        "no context lines with context_lines 0: {}",
+        text(&r)
+    );
 
     env.git(&["add", "-A"]);
     env.git(&["commit", "-qm", "second"]);
@@ -122,10 +148,18 @@ async fn diff_refuses_option_like_and_unknown_revisions() {
     let env = busy_repo();
     let client = env.client().await;
     let outside = env.dir.path().join("x");
-    let r = call(&client, "git_diff", json!({"base": format!("--output={}", outside.display())})).await;
+    let r = call(
+        &client,
+        "git_diff",
+        json!({"base": format!("--output={}", outside.display())}),
+    )
+    .await;
     assert_tool_error(&r, "not a revision");
     assert!(!outside.exists());
-    assert_tool_error(&call(&client, "git_diff", json!({"base": "no-such-branch"})).await, "does not name a commit");
+    assert_tool_error(
+        &call(&client, "git_diff", json!({"base": "no-such-branch"})).await,
+        "does not name a commit",
+    );
     assert_tool_error(&call(&client, "git_diff", json!({"paths": ["../etc"]})).await, "..");
 }
 
@@ -143,7 +177,12 @@ async fn a_workspace_inside_a_larger_repository_sees_only_its_own_paths() {
     env.write("inside.txt", "changed\n");
     let client = env.client().await;
     let r = call(&client, "git_status", json!({})).await;
-    let paths: Vec<&str> = structured(&r)["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = structured(&r)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths, ["inside.txt"]);
     let r = call(&client, "git_diff", json!({})).await;
     assert!(!text(&r).contains("secret"), "{}", text(&r));

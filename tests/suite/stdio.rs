@@ -64,7 +64,13 @@ async fn the_binary_serves_tools_and_announces_policy_edits() {
     tokio::time::timeout(Duration::from_secs(5), watcher.changed.notified())
         .await
         .expect("tools/list_changed within 5 s");
-    let names: Vec<String> = client.list_all_tools().await.unwrap().iter().map(|t| t.name.to_string()).collect();
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
     assert!(!names.contains(&"filesystem_write".to_owned()), "{names:?}");
     client.cancel().await.unwrap();
 }
@@ -92,19 +98,32 @@ async fn stdout_carries_only_protocol_and_eof_ends_the_server() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout line is not JSON: {line}"));
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout line is not JSON: {line}"));
         assert_eq!(value["jsonrpc"], "2.0", "{line}");
         seen.push(value["id"].clone());
     }
     assert_eq!(seen, [json!(1), json!(2), json!(3)]);
     drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits on EOF").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits on EOF")
+        .unwrap();
     assert!(status.success());
     assert!(lines.next_line().await.unwrap().is_none(), "nothing else on stdout");
     let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).await.unwrap();
-    assert!(stderr.contains("execlayer serving MCP on stdio"), "logs go to stderr: {stderr}");
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(
+        stderr.contains("execlayer serving MCP on stdio"),
+        "logs go to stderr: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -123,16 +142,32 @@ async fn a_python_style_discover_probe_gets_an_answer_not_a_closed_pipe() {
         "io.modelcontextprotocol/clientInfo":{"name":"py","version":"2"}}}});
     stdin.write_all(format!("{discover}\n").as_bytes()).await.unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let value: serde_json::Value = serde_json::from_str(&line).unwrap();
     let result = &value["result"];
     assert_eq!(result["resultType"], "complete");
-    assert!(result["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
-    assert!(result["ttlMs"].is_number() && result["cacheScope"].is_string(), "{result}");
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28"))
+    );
+    assert!(
+        result["ttlMs"].is_number() && result["cacheScope"].is_string(),
+        "{result}"
+    );
     // The same connection can still start a 2025 session.
     let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"py","version":"2"}}});
     stdin.write_all(format!("{init}\n").as_bytes()).await.unwrap();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let value: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(value["result"]["protocolVersion"], "2025-11-25");
     drop(stdin);
@@ -142,7 +177,12 @@ async fn a_python_style_discover_probe_gets_an_answer_not_a_closed_pipe() {
 #[tokio::test]
 async fn a_bad_setting_fails_at_start_naming_the_variable() {
     let env = TestEnv::new();
-    let out = command(&env).env("SHELL_MAX_TIMEOUT_SECS", "soon").stdin(Stdio::null()).output().await.unwrap();
+    let out = command(&env)
+        .env("SHELL_MAX_TIMEOUT_SECS", "soon")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SHELL_MAX_TIMEOUT_SECS"), "{stderr}");

@@ -51,7 +51,12 @@ async fn read_returns_text_once_and_pages() {
     assert_eq!(s["truncated"], false);
     assert!(s.get("content").is_none(), "the text must not travel twice");
 
-    let r = call(&client, "filesystem_read", json!({"path": "notes.txt", "offset": 4, "limit": 3})).await;
+    let r = call(
+        &client,
+        "filesystem_read",
+        json!({"path": "notes.txt", "offset": 4, "limit": 3}),
+    )
+    .await;
     assert!(text(&r).starts_with("line 4\nline 5\nline 6\n"));
     assert_eq!(structured(&r)["next_offset"], 7);
     assert!(text(&r).contains("offset=7"), "a cut page says how to go on");
@@ -63,9 +68,18 @@ async fn read_refuses_binary_missing_and_directories_clearly() {
     env.write("image.bin", [0u8, 159, 146, 150, 0, 1]);
     std::fs::create_dir_all(env.path("dir")).unwrap();
     let client = env.client().await;
-    assert_tool_error(&call(&client, "filesystem_read", json!({"path": "image.bin"})).await, "binary");
-    assert_tool_error(&call(&client, "filesystem_read", json!({"path": "nope.txt"})).await, "does not exist");
-    assert_tool_error(&call(&client, "filesystem_read", json!({"path": "dir"})).await, "is a directory");
+    assert_tool_error(
+        &call(&client, "filesystem_read", json!({"path": "image.bin"})).await,
+        "binary",
+    );
+    assert_tool_error(
+        &call(&client, "filesystem_read", json!({"path": "nope.txt"})).await,
+        "does not exist",
+    );
+    assert_tool_error(
+        &call(&client, "filesystem_read", json!({"path": "dir"})).await,
+        "is a directory",
+    );
 }
 
 #[tokio::test]
@@ -73,34 +87,72 @@ async fn write_is_atomic_text_only_and_reports_what_it_did() {
     let env = TestEnv::new();
     let client = env.client().await;
 
-    let r = call(&client, "filesystem_write", json!({"path": "src/new.rs", "content": "fn main() {}\n"})).await;
+    let r = call(
+        &client,
+        "filesystem_write",
+        json!({"path": "src/new.rs", "content": "fn main() {}\n"}),
+    )
+    .await;
     assert_tool_error(&r, "create_dirs");
     assert!(!env.path("src").exists());
 
-    let r = call(&client, "filesystem_write", json!({"path": "src/new.rs", "content": "fn main() {}\n", "create_dirs": true})).await;
+    let r = call(
+        &client,
+        "filesystem_write",
+        json!({"path": "src/new.rs", "content": "fn main() {}\n", "create_dirs": true}),
+    )
+    .await;
     assert!(!is_error(&r), "{}", text(&r));
     assert_eq!(structured(&r)["created"], true);
     assert_eq!(structured(&r)["bytes_written"], 13);
     assert_eq!(env.read("src/new.rs"), "fn main() {}\n");
 
-    let r = call(&client, "filesystem_write", json!({"path": "src/new.rs", "content": "// v2\n"})).await;
+    let r = call(
+        &client,
+        "filesystem_write",
+        json!({"path": "src/new.rs", "content": "// v2\n"}),
+    )
+    .await;
     assert_eq!(structured(&r)["created"], false);
     assert_eq!(structured(&r)["previous_bytes"], 13);
     assert_eq!(env.read("src/new.rs"), "// v2\n");
-    let leftovers: Vec<_> = std::fs::read_dir(env.path("src")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(env.path("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "no temp files left behind: {leftovers:?}");
 
-    assert_tool_error(&call(&client, "filesystem_write", json!({"path": "a.txt", "content": "nul\u{0}byte"})).await, "NUL");
+    assert_tool_error(
+        &call(
+            &client,
+            "filesystem_write",
+            json!({"path": "a.txt", "content": "nul\u{0}byte"}),
+        )
+        .await,
+        "NUL",
+    );
     assert!(!env.path("a.txt").exists());
     env.write("blob.bin", [1u8, 0, 2, 0]);
-    assert_tool_error(&call(&client, "filesystem_write", json!({"path": "blob.bin", "content": "text"})).await, "binary");
+    assert_tool_error(
+        &call(
+            &client,
+            "filesystem_write",
+            json!({"path": "blob.bin", "content": "text"}),
+        )
+        .await,
+        "binary",
+    );
     assert_eq!(std::fs::read(env.path("blob.bin")).unwrap(), [1u8, 0, 2, 0]);
 }
 
 #[tokio::test]
 async fn list_honours_gitignore_and_caps() {
     let env = TestEnv::new();
-    env.init_repo(&[(".gitignore", "target/\n*.log\n"), ("src/lib.rs", "x"), ("README.md", "hi")]);
+    env.init_repo(&[
+        (".gitignore", "target/\n*.log\n"),
+        ("src/lib.rs", "x"),
+        ("README.md", "hi"),
+    ]);
     env.write("target/debug/out", "x");
     env.write("debug.log", "x");
     let client = env.client().await;
@@ -127,7 +179,11 @@ async fn list_honours_gitignore_and_caps() {
 #[tokio::test]
 async fn search_finds_lines_honours_gitignore_glob_and_case() {
     let env = TestEnv::new();
-    env.init_repo(&[(".gitignore", "ignored/\n"), ("src/a.rs", "fn alpha() {}\nfn beta() {}\n"), ("docs/b.md", "Alpha here\n")]);
+    env.init_repo(&[
+        (".gitignore", "ignored/\n"),
+        ("src/a.rs", "fn alpha() {}\nfn beta() {}\n"),
+        ("docs/b.md", "Alpha here\n"),
+    ]);
     env.write("ignored/c.rs", "fn alpha() {}\n");
     env.write("bin.dat", b"alpha\0\x01");
     let client = env.client().await;
@@ -139,10 +195,20 @@ async fn search_finds_lines_honours_gitignore_glob_and_case() {
     assert_eq!(matches[0]["line_number"], 1);
     assert_eq!(matches[0]["line"], "fn alpha() {}");
 
-    let r = call(&client, "filesystem_search", json!({"pattern": "alpha", "case_insensitive": true})).await;
+    let r = call(
+        &client,
+        "filesystem_search",
+        json!({"pattern": "alpha", "case_insensitive": true}),
+    )
+    .await;
     assert_eq!(structured(&r)["matches"].as_array().unwrap().len(), 2);
 
-    let r = call(&client, "filesystem_search", json!({"pattern": "alpha", "case_insensitive": true, "glob": "*.md"})).await;
+    let r = call(
+        &client,
+        "filesystem_search",
+        json!({"pattern": "alpha", "case_insensitive": true, "glob": "*.md"}),
+    )
+    .await;
     let matches = structured(&r)["matches"].as_array().unwrap().clone();
     assert_eq!(matches.len(), 1);
     assert_eq!(matches[0]["path"], "docs/b.md");
@@ -150,7 +216,10 @@ async fn search_finds_lines_honours_gitignore_glob_and_case() {
     let r = call(&client, "filesystem_search", json!({"pattern": "fn", "max_results": 1})).await;
     assert_eq!(structured(&r)["truncated"], true);
 
-    assert_tool_error(&call(&client, "filesystem_search", json!({"pattern": "(unclosed"})).await, "not a valid regular expression");
+    assert_tool_error(
+        &call(&client, "filesystem_search", json!({"pattern": "(unclosed"})).await,
+        "not a valid regular expression",
+    );
 }
 
 #[tokio::test]
