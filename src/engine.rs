@@ -374,6 +374,35 @@ impl Engine {
         Ok(CallOutcome::Done(self.finish(record, started, response)))
     }
 
+    /// Audits an operator's answer to an approval (granted, approved or denied).
+    pub fn record_operator(&self, approval: &crate::policy::Approval, approve: bool, via: &str) {
+        let record = AuditRecord {
+            ts: now_rfc3339(),
+            request_id: crate::policy::approvals::new_id(),
+            door: Door::Rest,
+            client: Some("operator".into()),
+            tool: approval.tool.clone(),
+            risk: approval.risk,
+            args_digest: approval.args_digest.clone().unwrap_or_default(),
+            args_preview: crate::tools::truncate_str(&approval.preview, 200).0.to_owned(),
+            decision: if approve { Decision::Allowed } else { Decision::Denied },
+            approval: Some(ApprovalNote {
+                via: via.into(),
+                id: Some(approval.id.clone()),
+                answer: Some(if approve { "approved" } else { "denied" }.into()),
+            }),
+            dry_run: false,
+            outcome: None,
+            error: None,
+            duration_ms: 0,
+            run_id: None,
+            step: None,
+        };
+        if let Err(e) = self.audit.append(&record) {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
     /// Writes the audit line, then hands the response back.
     fn finish(&self, mut record: AuditRecord, started: Instant, response: ToolResponse) -> ToolResponse {
         record.decision = response.decision;

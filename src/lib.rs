@@ -14,14 +14,18 @@
 //! - [`patch`]: unified-diff parsing and all-or-nothing apply.
 //! - [`git`]: opening the workspace repository with libgit2.
 //! - [`mcp`]: the rmcp server handler (tools, approvals by elicitation, list changes).
+//! - [`http`]: axum: Streamable HTTP, legacy SSE, REST, the token and Host/Origin guard.
 //! - [`server`]: starting the doors and the background tasks.
 //! - [`schemas`]: generated JSON schemas of the tools and the policy file.
+//! - [`cli`]: operator commands against a running server (approve, deny, tools, audit, smoke).
 //! - [`fsutil`]: atomic writes and small file helpers.
 
 pub mod audit;
+pub mod cli;
 pub mod engine;
 pub mod fsutil;
 pub mod git;
+pub mod http;
 pub mod mcp;
 pub mod patch;
 pub mod policy;

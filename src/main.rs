@@ -1,11 +1,14 @@
 //! The `execlayer` command: parse the CLI, load settings, log to stderr, run.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use execlayer::audit::Door;
+use execlayer::cli::{self, Remote};
 use execlayer::engine::Engine;
+use execlayer::http::{DEFAULT_MAX_BODY_BYTES, HttpOptions, serve_http};
 use execlayer::server::{Core, serve_stream};
 use execlayer::settings::Settings;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP over stdio (the default).
-    Serve,
+    /// Serve MCP over stdio (the default) and/or HTTP.
+    Serve(ServeArgs),
     /// Write the tools' and the policy file's JSON schemas.
     Schemas {
         /// Folder to write into.
@@ -33,6 +36,72 @@ enum Command {
     },
     /// Print the derived model paths as shell `export` lines.
     Env,
+    /// List the calls waiting for approval on a running server.
+    Approvals(RemoteArgs),
+    /// Approve a pending call (the agent then retries with this approval_id).
+    Approve {
+        id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Deny a pending call.
+    Deny {
+        id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List tools, or enable / disable one (persisted in the policy file).
+    Tools {
+        #[command(subcommand)]
+        action: Option<ToolAction>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Show the newest audit lines.
+    Audit {
+        /// How many lines.
+        #[arg(long, default_value_t = 20)]
+        tail: usize,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// The original execution layer's smoke check against a running server.
+    Smoke(RemoteArgs),
+}
+
+#[derive(Subcommand)]
+enum ToolAction {
+    Enable { name: String },
+    Disable { name: String },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Serve MCP on stdin/stdout (the default when --http is not given).
+    #[arg(long)]
+    stdio: bool,
+    /// Serve HTTP on this address: /mcp, /sse + /messages, /api/v1, the dashboard.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8765")]
+    http: Option<SocketAddr>,
+    /// Allow a non-loopback address without EXECUTION_TOKEN (not recommended).
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// Accept this host name in the Host header (loopback names always are). Repeatable.
+    #[arg(long, value_name = "HOST")]
+    allowed_host: Vec<String>,
+    /// Accept this Origin (scheme://host[:port]); the server's own always is. Repeatable.
+    #[arg(long, value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+#[derive(Args, Clone)]
+struct RemoteArgs {
+    /// The server's base URL.
+    #[arg(long, env = "EXECLAYER_URL", default_value = "http://127.0.0.1:8765")]
+    url: String,
 }
 
 fn main() -> ExitCode {
@@ -46,7 +115,8 @@ fn main() -> ExitCode {
         )
         .init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("execlayer: {e:#}");
             ExitCode::FAILURE
@@ -54,45 +124,122 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// The token for operator commands: the environment, then `.env`.
+fn remote(args: &RemoteArgs) -> anyhow::Result<Remote> {
+    let cwd = std::env::current_dir()?;
+    let token = std::env::var("EXECUTION_TOKEN").ok().or_else(|| {
+        dotenvy::from_path_iter(cwd.join(".env"))
+            .ok()?
+            .flatten()
+            .find(|(k, _)| k == "EXECUTION_TOKEN")
+            .map(|(_, v)| v)
+    });
+    Remote::new(&args.url, token.filter(|t| !t.is_empty()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Schemas { out } => {
             let n = execlayer::schemas::write_all(&out)?;
             eprintln!("wrote {n} schema files under {}", out.display());
-            Ok(())
+            Ok(true)
         }
         Command::Env => {
             let settings = Settings::load(&std::env::current_dir()?)?;
             print!("{}", execlayer::settings::env_exports(&settings));
-            Ok(())
+            Ok(true)
         }
-        Command::Serve => {
+        Command::Serve(args) => {
             let settings = Settings::load(&std::env::current_dir()?)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            let result = runtime.block_on(serve(settings));
+            let rt = runtime()?;
+            let result = rt.block_on(serve(settings, args));
             // stdin's reader thread cannot be interrupted; do not wait for it.
-            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-            result
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            result.map(|()| true)
         }
+        Command::Approvals(r) => runtime()?.block_on(async { cli::approvals(&remote(&r)?).await.map(|()| true) }),
+        Command::Approve { id, remote: r } => {
+            runtime()?.block_on(async { cli::decide(&remote(&r)?, &id, true).await.map(|()| true) })
+        }
+        Command::Deny { id, remote: r } => {
+            runtime()?.block_on(async { cli::decide(&remote(&r)?, &id, false).await.map(|()| true) })
+        }
+        Command::Tools { action, remote: r } => runtime()?.block_on(async {
+            let toggle = match &action {
+                Some(ToolAction::Enable { name }) => Some((name.as_str(), true)),
+                Some(ToolAction::Disable { name }) => Some((name.as_str(), false)),
+                None => None,
+            };
+            cli::tools(&remote(&r)?, toggle).await.map(|()| true)
+        }),
+        Command::Audit { tail, remote: r } => {
+            runtime()?.block_on(async { cli::audit(&remote(&r)?, tail).await.map(|()| true) })
+        }
+        Command::Smoke(r) => runtime()?.block_on(async { cli::smoke(&remote(&r)?).await }),
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.http
+        && !addr.ip().is_loopback()
+        && settings.token.is_none()
+    {
+        if !args.allow_unauthenticated {
+            anyhow::bail!(
+                "refusing to serve HTTP on non-loopback {addr} without EXECUTION_TOKEN; set a token, bind 127.0.0.1, or pass --allow-unauthenticated"
+            );
+        }
+        tracing::warn!(%addr, "serving HTTP on a non-loopback address WITHOUT a token: anyone who can reach it can run tools");
+    }
     let engine = Engine::new(settings)?;
-    tracing::info!(
-        workspace = %engine.workspace.root().display(),
-        policy = %engine.policy.path().display(),
-        audit = %engine.audit.path().display(),
-        "execlayer serving MCP on stdio"
-    );
     let shutdown = CancellationToken::new();
     let core = Core::start(engine, shutdown.clone())?;
-    let result = tokio::select! {
-        r = serve_stream(&core, Door::Stdio, tokio::io::stdin(), tokio::io::stdout()) => r,
-        _ = terminate() => Ok(()),
+    let stdio = args.stdio || args.http.is_none();
+    tracing::info!(
+        workspace = %core.engine.workspace.root().display(),
+        policy = %core.engine.policy.path().display(),
+        audit = %core.engine.audit.path().display(),
+        "execlayer starting"
+    );
+    let http = match args.http {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let local = listener.local_addr()?;
+            tracing::info!(%local, "execlayer serving HTTP: /mcp, /sse, /api/v1, dashboard at http://{local}/");
+            let options = HttpOptions {
+                allowed_hosts: args.allowed_host.clone(),
+                allowed_origins: args.allowed_origin.clone(),
+                max_body_bytes: args.max_body_bytes,
+            };
+            Some(tokio::spawn(serve_http(
+                core.clone(),
+                listener,
+                options,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    let result = if stdio {
+        tracing::info!("execlayer serving MCP on stdio");
+        tokio::select! {
+            r = serve_stream(&core, Door::Stdio, tokio::io::stdin(), tokio::io::stdout()) => r,
+            _ = terminate() => Ok(()),
+        }
+    } else {
+        tokio::select! {
+            r = async { match http { Some(h) => h.await?, None => Ok(()) } } => r,
+            _ = terminate() => Ok(()),
+        }
     };
     shutdown.cancel();
     result

@@ -236,3 +236,48 @@ pub fn assert_tool_error(result: &CallToolResult, needle: &str) {
         text(result)
     );
 }
+
+/// A real HTTP server on a loopback port, stopped when dropped.
+pub struct HttpServer {
+    pub core: Core,
+    pub addr: std::net::SocketAddr,
+    pub shutdown: CancellationToken,
+}
+
+impl HttpServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestEnv {
+    /// Starts the HTTP door on 127.0.0.1:0.
+    pub async fn http(&self) -> HttpServer {
+        self.http_with(execlayer::http::HttpOptions::default()).await
+    }
+
+    pub async fn http_with(&self, options: execlayer::http::HttpOptions) -> HttpServer {
+        let shutdown = CancellationToken::new();
+        let core = Core::start(self.engine(), shutdown.clone()).expect("core");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(execlayer::http::serve_http(
+            core.clone(),
+            listener,
+            options,
+            shutdown.clone(),
+        ));
+        HttpServer { core, addr, shutdown }
+    }
+}
+
+/// A plain HTTP client that never uses a proxy.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().expect("reqwest client")
+}

@@ -1,4 +1,5 @@
 mod approvals;
 mod git;
+mod http;
 mod stdio;
 mod tools_fs;

@@ -1,0 +1,94 @@
+//! The HTTP door (axum): MCP over Streamable HTTP at `/mcp`, the legacy
+//! HTTP+SSE endpoints, the REST API and the dashboard, behind one guard.
+
+pub mod guard;
+pub mod rest;
+pub mod sse;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::Door;
+use crate::server::Core;
+
+/// Largest request body accepted by default (a patch or a file may be large).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
+
+/// How the HTTP door is exposed.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Extra host names accepted in `Host` (loopback names always are).
+    pub allowed_hosts: Vec<String>,
+    /// Extra origins accepted in `Origin` (the server's own always is).
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// A JSON error body: `{"error": ..., "detail": ...}`.
+pub fn json_error(status: StatusCode, error: &str, detail: Option<String>) -> Response {
+    let mut body = json!({ "error": error });
+    if let Some(detail) = detail {
+        body["detail"] = json!(detail);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// Every route, behind the guard.
+pub fn router(core: Core, options: &HttpOptions, shutdown: CancellationToken) -> Router {
+    let access = Arc::new(guard::Access::new(
+        core.engine.settings.token.as_deref(),
+        &options.allowed_hosts,
+        &options.allowed_origins,
+    ));
+    let mcp_core = core.clone();
+    let mut config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_cancellation_token(shutdown.child_token());
+    config.max_request_body_bytes = options.max_body_bytes;
+    let mcp = StreamableHttpService::new(
+        move || Ok(mcp_core.mcp(Door::Http)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route_service("/mcp", mcp)
+        .merge(sse::routes(core.clone()))
+        .nest("/api/v1", rest::routes(core))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(access, guard::guard))
+}
+
+/// Serves HTTP on `listener` until `shutdown` is cancelled.
+pub async fn serve_http(
+    core: Core,
+    listener: TcpListener,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = router(core, &options, shutdown.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
