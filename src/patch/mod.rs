@@ -213,7 +213,9 @@ impl Plan {
     }
 
     /// Writes the plan: temp files first, then renames. All or nothing.
-    pub fn commit(self) -> Result<(), String> {
+    /// `progress` hears (files staged, files in all) as temp files are written.
+    pub fn commit(self, progress: impl Fn(usize, usize)) -> Result<(), String> {
+        let total = self.writes.len();
         let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
         let cleanup = |staged: &[(PathBuf, PathBuf)]| {
             for (tmp, _) in staged {
@@ -223,7 +225,10 @@ impl Plan {
         for (path, content) in &self.writes {
             let Some(content) = content else { continue };
             match crate::fsutil::stage_file(path, content.as_bytes()) {
-                Ok(tmp) => staged.push((tmp, path.clone())),
+                Ok(tmp) => {
+                    staged.push((tmp, path.clone()));
+                    progress(staged.len(), total);
+                }
                 Err(e) => {
                     cleanup(&staged);
                     return Err(format!("cannot write {}: {e}; no file was changed", path.display()));

@@ -61,11 +61,19 @@ impl Tool for ApplyPatch {
 
     async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
         let workspace = ctx.workspace.clone();
+        let progress = ctx.progress.clone();
         tokio::task::spawn_blocking(move || {
             let plan = patch::plan(&workspace, &params.patch).map_err(ToolError::new)?;
             let files = plan.files.clone();
             if !params.dry_run {
-                plan.commit().map_err(ToolError::new)?;
+                plan.commit(|done, total| {
+                    progress.report(
+                        done as f64,
+                        Some(total as f64),
+                        format!("staged {done} of {total} files"),
+                    )
+                })
+                .map_err(ToolError::new)?;
             }
             Ok(Output {
                 applied: !params.dry_run,

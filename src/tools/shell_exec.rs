@@ -8,6 +8,8 @@
 //! after it exits, the whole group is killed. Output is capped, head and tail kept.
 
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -19,6 +21,8 @@ use super::{Annotations, Tool, ToolContext, ToolError};
 use crate::policy::Risk;
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// How often a running command reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Bytes kept of each stream: half from the start, half from the end.
 pub const MAX_STREAM_BYTES: usize = 64 * 1024;
 
@@ -299,13 +303,26 @@ async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Re
             }
         }
     };
-    let stdout = tokio::spawn(capture(child.stdout.take()));
-    let stderr = tokio::spawn(capture(child.stderr.take()));
+    let produced = Arc::new(AtomicU64::new(0));
+    let stdout = tokio::spawn(capture(child.stdout.take(), produced.clone()));
+    let stderr = tokio::spawn(capture(child.stderr.take(), produced.clone()));
     let mut timed_out = false;
-    let status = tokio::select! {
-        status = child.wait() => status.ok(),
-        _ = tokio::time::sleep(timeout) => { timed_out = true; None }
-        _ = ctx.cancel.cancelled() => None,
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.ok(),
+            _ = tokio::time::sleep_until(deadline) => { timed_out = true; break None }
+            _ = ctx.cancel.cancelled() => break None,
+            _ = tick.tick() => {
+                let secs = started.elapsed().as_secs_f64();
+                ctx.progress.report(
+                    secs.floor(),
+                    Some(timeout.as_secs_f64()),
+                    format!("`{}` running for {:.0} s, {} bytes of output", argv[0], secs, produced.load(Ordering::Relaxed)),
+                );
+            }
+        }
     };
     // Whatever happened, no process of this command outlives the call.
     kill_group();
@@ -343,7 +360,7 @@ async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Re
 }
 
 /// Reads a stream to its end, keeping the first and last `MAX_STREAM_BYTES / 2`.
-async fn capture<R: AsyncRead + Unpin>(stream: Option<R>) -> (String, u64, bool) {
+async fn capture<R: AsyncRead + Unpin>(stream: Option<R>, produced: Arc<AtomicU64>) -> (String, u64, bool) {
     let Some(mut stream) = stream else {
         return (String::new(), 0, false);
     };
@@ -358,6 +375,7 @@ async fn capture<R: AsyncRead + Unpin>(stream: Option<R>) -> (String, u64, bool)
             Ok(n) => n,
         };
         total += n as u64;
+        produced.fetch_add(n as u64, Ordering::Relaxed);
         let mut chunk = &buf[..n];
         if head.len() < half {
             let take = (half - head.len()).min(chunk.len());

@@ -55,7 +55,7 @@ impl TestEnv {
         vars.insert("EXECUTION_AUDIT_LOG".into(), audit.display().to_string());
         vars.insert(
             "SHELL_ALLOWLIST".into(),
-            "git status,git diff,git log,ls,echo,cat,sh ./scripts/,bash ./scripts/,env,sleep,printf".into(),
+            "git status,git diff,git log,ls,echo,cat,sh,bash,env,sleep,printf".into(),
         );
         let env = Self {
             dir,

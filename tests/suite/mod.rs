@@ -1,4 +1,5 @@
 mod approvals;
+mod cancel;
 mod git;
 mod http;
 mod stdio;
