@@ -179,12 +179,13 @@ impl Engine {
             .collect()
     }
 
-    fn context(&self, opts: &CallOptions) -> ToolContext {
+    fn context(&self, opts: &CallOptions, policy: Arc<crate::policy::Policy>) -> ToolContext {
         ToolContext {
             workspace: self.workspace.clone(),
             settings: self.settings.clone(),
             cancel: opts.cancel.clone(),
             progress: opts.progress.clone(),
+            policy,
         }
     }
 
@@ -243,7 +244,7 @@ impl Engine {
             return Ok(CallOutcome::Done(self.finish(record, started, response)));
         }
         let prepared = tool.prepare(args).map_err(GateError::InvalidArgs)?;
-        let ctx = self.context(&opts);
+        let ctx = self.context(&opts, policy.clone());
         let dry_run = prepared.dry_run();
         let risk = if dry_run { Risk::Low } else { policy.risk(tool_name) };
         record.dry_run = dry_run;

@@ -13,6 +13,8 @@
 //! - [`tools`]: one file per tool and the registry.
 //! - [`patch`]: unified-diff parsing and all-or-nothing apply.
 //! - [`git`]: opening the workspace repository with libgit2.
+//! - [`ollama`]: Ollama's HTTP API (version, tags, streamed chat).
+//! - [`brain`]: model paths and Ollama status (`brain_status`, `execlayer status`).
 //! - [`mcp`]: the rmcp server handler (tools, approvals by elicitation, list changes).
 //! - [`http`]: axum: Streamable HTTP, legacy SSE, REST, the token and Host/Origin guard.
 //! - [`server`]: starting the doors and the background tasks.
@@ -21,12 +23,14 @@
 //! - [`fsutil`]: atomic writes and small file helpers.
 
 pub mod audit;
+pub mod brain;
 pub mod cli;
 pub mod engine;
 pub mod fsutil;
 pub mod git;
 pub mod http;
 pub mod mcp;
+pub mod ollama;
 pub mod patch;
 pub mod policy;
 pub mod schemas;

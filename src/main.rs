@@ -36,6 +36,12 @@ enum Command {
     },
     /// Print the derived model paths as shell `export` lines.
     Env,
+    /// Model paths (with exists / missing), Ollama and its models, the policy in force.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the calls waiting for approval on a running server.
     Approvals(RemoteArgs),
     /// Approve a pending call (the agent then retries with this approval_id).
@@ -154,6 +160,18 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Env => {
             let settings = Settings::load(&std::env::current_dir()?)?;
             print!("{}", execlayer::settings::env_exports(&settings));
+            Ok(true)
+        }
+        Command::Status { json } => {
+            let settings = Settings::load(&std::env::current_dir()?)?;
+            let risks = execlayer::tools::Registry::builtin().risks();
+            let policy = execlayer::policy::PolicyFile::load(&settings.config_path, &risks)?;
+            let status = runtime()?.block_on(execlayer::brain::status(&settings, &policy));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", execlayer::tools::brain_status::render_text(&status));
+            }
             Ok(true)
         }
         Command::Serve(args) => {

@@ -177,10 +177,12 @@ impl Settings {
         let voice_path = preferred_voice.or(path("XTTS_VOICE_PATH")?);
 
         let base_url = get("OLLAMA_BASE_URL").unwrap_or("http://127.0.0.1:11434");
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        if !base_url.starts_with("http://") {
             return Err(invalid(
                 "OLLAMA_BASE_URL",
-                format!("{base_url:?} must start with http:// or https://"),
+                format!(
+                    "{base_url:?} must be a plain http:// URL (Ollama's API has no TLS), e.g. http://127.0.0.1:11434"
+                ),
             ));
         }
         let ollama = OllamaSettings {

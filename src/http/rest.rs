@@ -30,6 +30,7 @@ pub fn routes(core: Core) -> Router {
         .route("/execution/approvals/{id}/deny", post(deny))
         .route("/execution/audit", get(audit))
         .route("/execution/config", get(get_config).put(put_config))
+        .route("/brain/status", get(brain_status))
         .with_state(core)
 }
 
@@ -279,6 +280,11 @@ async fn audit(State(core): State<Core>, Query(q): Query<AuditQuery>) -> Respons
             Some(e.to_string()),
         ),
     }
+}
+
+async fn brain_status(State(core): State<Core>) -> Json<Value> {
+    let status = crate::brain::status(&core.engine.settings, &core.engine.policy.current()).await;
+    Json(serde_json::to_value(status).unwrap_or(Value::Null))
 }
 
 async fn get_config(State(core): State<Core>) -> Json<Value> {

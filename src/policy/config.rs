@@ -40,6 +40,15 @@ pub enum ApprovalMode {
     RequireApproval,
 }
 
+impl ApprovalMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalMode::Auto => "auto",
+            ApprovalMode::RequireApproval => "require_approval",
+        }
+    }
+}
+
 /// One tool's switch and risk level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,12 +7,14 @@
 //! call, which can describe itself for an approval before it runs.
 
 pub mod apply_patch;
+pub mod brain_status;
 pub mod filesystem_list;
 pub mod filesystem_read;
 pub mod filesystem_search;
 pub mod filesystem_write;
 pub mod git_diff;
 pub mod git_status;
+pub mod reason;
 pub mod shell_exec;
 
 use std::future::Future;
@@ -100,6 +102,8 @@ pub struct ToolContext {
     /// Cancelled when the caller gives up; long tools stop and clean up.
     pub cancel: CancellationToken,
     pub progress: Progress,
+    /// The policy in force when the call started.
+    pub policy: Arc<crate::policy::Policy>,
 }
 
 /// A tool's result: a readable text block and the structured content.
@@ -287,6 +291,8 @@ impl Registry {
                 erase(git_diff::GitDiff),
                 erase(apply_patch::ApplyPatch),
                 erase(shell_exec::ShellExec),
+                erase(reason::Reason),
+                erase(brain_status::BrainStatusTool),
             ],
         }
     }
@@ -363,7 +369,7 @@ mod tests {
                 assert!(spec.risk >= Risk::Medium, "{} mutates but is low risk", spec.name);
             }
         }
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 10);
     }
 
     #[test]

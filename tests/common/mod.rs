@@ -2,6 +2,8 @@
 //! to the real server (in-process over a duplex pipe, or the built binary).
 #![allow(dead_code)]
 
+pub mod ollama;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

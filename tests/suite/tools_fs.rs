@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::common::*;
 
 #[tokio::test]
-async fn lists_all_eight_tools_with_schemas_and_annotations() {
+async fn lists_every_tool_with_schemas_and_annotations() {
     let env = TestEnv::new();
     let client = env.client().await;
     let tools = client.list_all_tools().await.unwrap();
@@ -20,7 +20,9 @@ async fn lists_all_eight_tools_with_schemas_and_annotations() {
             "git_status",
             "git_diff",
             "apply_patch",
-            "shell_exec"
+            "shell_exec",
+            "reason",
+            "brain_status"
         ]
     );
     for tool in &tools {
