@@ -135,6 +135,8 @@ pub enum CallOutcome {
 
 /// The core: settings, workspace, policy, approvals, audit and tools.
 pub struct Engine {
+    /// This engine, for tools that make calls of their own (playbooks).
+    me: std::sync::Weak<Engine>,
     pub settings: Arc<Settings>,
     pub workspace: Arc<Workspace>,
     pub policy: PolicyStore,
@@ -159,7 +161,8 @@ impl Engine {
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)
             .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             settings: Arc::new(settings),
             workspace: Arc::new(workspace),
             policy,
@@ -186,6 +189,7 @@ impl Engine {
             cancel: opts.cancel.clone(),
             progress: opts.progress.clone(),
             policy,
+            engine: self.me.clone(),
         }
     }
 
@@ -243,12 +247,20 @@ impl Engine {
             );
             return Ok(CallOutcome::Done(self.finish(record, started, response)));
         }
-        let prepared = tool.prepare(args).map_err(GateError::InvalidArgs)?;
+        let mut prepared = tool.prepare(args).map_err(GateError::InvalidArgs)?;
         let ctx = self.context(&opts, policy.clone());
+        // Resolve what the call refers to (a named playbook) once, so that what
+        // is approved is exactly what runs.
+        if let Err(e) = prepared.bind(&ctx) {
+            let response = ToolResponse::refused(Decision::Allowed, e.message);
+            return Ok(CallOutcome::Done(self.finish(record, started, response)));
+        }
         let dry_run = prepared.dry_run();
-        let risk = if dry_run { Risk::Low } else { policy.risk(tool_name) };
+        let risk = prepared.risk(&policy, policy.risk(tool_name));
+        let digest = prepared.approval_digest().unwrap_or(digest);
         record.dry_run = dry_run;
         record.risk = risk;
+        record.args_digest = digest.clone();
 
         let needs_approval = policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium;
         if needs_approval {
@@ -373,6 +385,19 @@ impl Engine {
             },
         };
         Ok(CallOutcome::Done(self.finish(record, started, response)))
+    }
+
+    /// The digest an approval of this call must be bound to (for a playbook,
+    /// its resolved steps; otherwise the arguments without `approval_id`).
+    pub fn approval_digest(&self, tool_name: &str, args: Option<&Map<String, Value>>) -> Option<String> {
+        let tool = self.registry.get(tool_name)?;
+        let mut args = args.cloned().unwrap_or_default();
+        args.remove(APPROVAL_ID_ARG);
+        let plain = args_digest(&Value::Object(args.clone()));
+        let mut prepared = tool.prepare(Value::Object(args)).ok()?;
+        let ctx = self.context(&CallOptions::default(), self.policy.current());
+        prepared.bind(&ctx).ok()?;
+        Some(prepared.approval_digest().unwrap_or(plain))
     }
 
     /// Audits an operator's answer to an approval (granted, approved or denied).

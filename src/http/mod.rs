@@ -73,10 +73,22 @@ pub fn router(core: Core, options: &HttpOptions, shutdown: CancellationToken) ->
     Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn(session_delete_ok))
         .merge(sse::routes(core.clone()))
         .nest("/api/v1", rest::routes(core))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))
+}
+
+/// rmcp answers a session `DELETE` with 202; clients (the Python SDK) expect
+/// 200 or 204 for a finished termination, so say 204.
+async fn session_delete_ok(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_delete = request.method() == http::Method::DELETE && request.uri().path() == "/mcp";
+    let mut response = next.run(request).await;
+    if is_delete && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled.

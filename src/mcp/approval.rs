@@ -180,6 +180,7 @@ fn can_elicit(context: &RequestContext<RoleServer>) -> bool {
 
 impl Channel {
     pub fn for_request(
+        engine: &crate::engine::Engine,
         seals: &std::sync::Arc<Seals>,
         ttl: Duration,
         request: &CallToolRequestParams,
@@ -189,7 +190,9 @@ impl Channel {
             .protocol_version()
             .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         if modern && let Some(state) = &request.request_state {
-            let digest = call_digest(request.arguments.as_ref());
+            let digest = engine
+                .approval_digest(&request.name, request.arguments.as_ref())
+                .unwrap_or_else(|| call_digest(request.arguments.as_ref()));
             if let Err(reason) = seals.open(state, &request.name, &digest, ttl) {
                 return Channel::Answered(ApprovalAnswer::Denied(reason));
             }

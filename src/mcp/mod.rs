@@ -210,7 +210,7 @@ impl ServerHandler for McpServer {
             progress: progress_for(&context),
         };
         let ttl = std::time::Duration::from_secs(self.engine.policy.current().approval_timeout_seconds);
-        let channel = approval::Channel::for_request(&self.hub.seals, ttl, &request, &context);
+        let channel = approval::Channel::for_request(&self.engine, &self.hub.seals, ttl, &request, &context);
         let outcome = self
             .engine
             .call(

@@ -65,8 +65,9 @@ struct FileChange<'a> {
 
 /// Parses `text` into per-file changes with workspace-relative paths.
 fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
+    const WANTED: &str = "give a unified diff: `--- a/file` and `+++ b/file` headers followed by `@@ -l,n +l,n @@` hunks";
     if text.trim().is_empty() {
-        return Err("patch is empty; give a unified diff (`--- a/file`, `+++ b/file`, `@@` hunks)".into());
+        return Err(format!("patch is empty; {WANTED}"));
     }
     let git_style = text.starts_with("diff --git ") || text.contains("\ndiff --git ");
     let opts = if git_style {
@@ -76,8 +77,16 @@ fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
     };
     let mut changes = Vec::new();
     for item in PatchSet::parse(text, opts) {
-        let file = item.map_err(|e| format!("patch does not parse: {e}"))?;
-        let strip = usize::from(git_style || has_ab_prefixes(file.operation()));
+        let file = item.map_err(|e| {
+            if e.to_string().contains("no valid patches") {
+                format!("the text holds no patch; {WANTED}")
+            } else {
+                format!("patch does not parse: {e}")
+            }
+        })?;
+        // Paths from `rename from`/`rename to` carry no `a/`/`b/` prefix.
+        let is_rename = matches!(file.operation(), FileOperation::Rename { .. } | FileOperation::Copy { .. });
+        let strip = usize::from(!is_rename && (git_style || has_ab_prefixes(file.operation())));
         let op = file.operation().strip_prefix(strip);
         let (old, new) = match &op {
             FileOperation::Create(p) => (None, Some(p.to_string())),
@@ -100,7 +109,7 @@ fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
         changes.push(FileChange { old, new, patch });
     }
     if changes.is_empty() {
-        return Err("patch holds no file changes; give a unified diff with `---`/`+++` headers and `@@` hunks".into());
+        return Err(format!("the text holds no patch; {WANTED}"));
     }
     Ok(changes)
 }
@@ -123,6 +132,14 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
             text.len()
         ));
     }
+    // A patch pasted into a JSON string often loses its last newline.
+    let owned;
+    let text = if text.ends_with('\n') {
+        text
+    } else {
+        owned = format!("{text}\n");
+        owned.as_str()
+    };
     let changes = parse(text)?;
     let mut plan = Plan {
         files: Vec::new(),
@@ -190,14 +207,14 @@ impl Plan {
         if let Some(planned) = self.writes.get(path) {
             return Ok(planned.clone());
         }
+        if path.is_dir() {
+            return Err(format!("{shown} is a directory; a patch changes files"));
+        }
         let original = match std::fs::read(path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(format!("cannot read {shown}: {e}")),
         };
-        if path.is_dir() {
-            return Err(format!("{shown} is a directory; a patch changes files"));
-        }
         let text = match &original {
             Some(bytes) if looks_binary(bytes) => {
                 return Err(format!("{shown} is a binary file; apply_patch changes text files only"));
@@ -298,14 +315,81 @@ fn apply(base: &str, patch: &Patch<'_, str>, shown: &str) -> Result<String, Stri
                 .iter()
                 .flat_map(|h| h.lines())
                 .any(|l| matches!(l, Line::Context(s) | Line::Delete(s) | Line::Insert(s) if s.ends_with("\r\n")));
-            if base.contains("\r\n") && !patch_has_cr {
-                let lf = base.replace("\r\n", "\n");
-                if let Ok(result) = diffy::apply(&lf, patch) {
-                    return Ok(result.replace('\n', "\r\n"));
-                }
+            if base.contains("\r\n")
+                && !patch_has_cr
+                && let Some(result) = apply_ignoring_cr(base, patch)
+            {
+                return Ok(result);
             }
             Err(explain_failure(base, patch, shown, &err.to_string()))
         }
+    }
+}
+
+/// Applies an LF patch to a file with CRLF lines: lines match whatever their
+/// ending, untouched and context lines keep their bytes, and inserted lines
+/// take the ending of the line they replace or follow.
+fn apply_ignoring_cr(base: &str, patch: &Patch<'_, str>) -> Option<String> {
+    let strip = |l: &str| l.trim_end_matches(['\n', '\r']).to_owned();
+    let lines: Vec<&str> = base.split_inclusive('\n').collect();
+    let crlf_at = |i: usize| lines.get(i).or(lines.last()).is_some_and(|l| l.ends_with("\r\n"));
+    let mut out = String::with_capacity(base.len() + 256);
+    let mut next = 0usize;
+    for hunk in patch.hunks() {
+        let pre: Vec<String> = hunk
+            .lines()
+            .iter()
+            .filter_map(|l| match l {
+                Line::Context(s) | Line::Delete(s) => Some(strip(s)),
+                Line::Insert(_) => None,
+            })
+            .collect();
+        let fits = |at: usize| {
+            at + pre.len() <= lines.len() && pre.iter().zip(&lines[at..]).all(|(want, have)| *want == strip(have))
+        };
+        let hint = hunk.old_range().start().saturating_sub(1).max(next);
+        let at = (0..lines.len().saturating_sub(next) + 1)
+            .flat_map(|d| [hint.checked_add(d), hint.checked_sub(d)])
+            .flatten()
+            .filter(|&at| at >= next && at <= lines.len())
+            .find(|&at| fits(at))?;
+        lines[next..at].iter().for_each(|l| out.push_str(l));
+        let mut cursor = at;
+        let mut crlf = crlf_at(at);
+        for line in hunk.lines() {
+            match line {
+                Line::Context(_) => {
+                    crlf = crlf_at(cursor);
+                    out.push_str(lines[cursor]);
+                    cursor += 1;
+                }
+                Line::Delete(_) => {
+                    crlf = crlf_at(cursor);
+                    cursor += 1;
+                }
+                Line::Insert(text) => match text.strip_suffix('\n') {
+                    Some(body) if crlf => {
+                        out.push_str(body);
+                        out.push_str("\r\n");
+                    }
+                    _ => out.push_str(text),
+                },
+            }
+        }
+        next = cursor;
+    }
+    lines[next..].iter().for_each(|l| out.push_str(l));
+    Some(out)
+}
+
+/// A line with its ending made visible: `\r` shown, a missing newline noted.
+fn visible(line: &str) -> String {
+    let body = line.trim_end_matches(['\n', '\r']);
+    let ending = &line[body.len()..];
+    match ending {
+        "\n" => body.to_owned(),
+        "\r\n" => format!("{body}\\r"),
+        _ => format!("{body}   (no newline at end of file)"),
     }
 }
 
@@ -330,11 +414,7 @@ fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, err: &str) -
         .take(expected.len().max(1))
         .collect();
     let show = |lines: &[&str]| -> String {
-        lines
-            .iter()
-            .take(12)
-            .map(|l| format!("  | {}\n", l.trim_end_matches(['\n', '\r'])))
-            .collect()
+        lines.iter().take(12).map(|l| format!("  | {}\n", visible(l))).collect()
     };
     format!(
         "{shown}: hunk {n} of {total} (@@ -{} +{} @@) does not apply; no file was changed.\nThe hunk expects these lines near line {}:\n{}but the file has:\n{}Read the file again and make the patch against its current content.",

@@ -104,6 +104,8 @@ pub struct ToolContext {
     pub progress: Progress,
     /// The policy in force when the call started.
     pub policy: Arc<crate::policy::Policy>,
+    /// The engine, for tools that make calls of their own (playbooks).
+    pub engine: std::sync::Weak<crate::engine::Engine>,
 }
 
 /// A tool's result: a readable text block and the structured content.
@@ -128,6 +130,22 @@ pub trait Tool: Send + Sync + 'static {
     /// A dry run changes nothing and counts as low risk.
     fn is_dry_run(_params: &Self::Params) -> bool {
         false
+    }
+
+    /// Resolves what the call refers to, once, before risk and approval are
+    /// decided (a named playbook becomes its steps).
+    fn bind(&self, _ctx: &ToolContext, _params: &mut Self::Params) -> Result<(), ToolError> {
+        Ok(())
+    }
+
+    /// The call's risk, given the configured risk of this tool.
+    fn risk(_params: &Self::Params, _policy: &crate::policy::Policy, configured: Risk) -> Risk {
+        configured
+    }
+
+    /// What an approval must be bound to, when not the raw arguments.
+    fn approval_digest(_params: &Self::Params) -> Option<String> {
+        None
     }
 
     /// What an approver needs to see: exactly what the call will do.
@@ -165,6 +183,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A call whose arguments parsed: it can be described, then run once.
 pub trait Prepared: Send + Sync {
     fn dry_run(&self) -> bool;
+    fn bind(&mut self, ctx: &ToolContext) -> Result<(), ToolError>;
+    /// The risk of this call: low for a dry run, else what the tool says.
+    fn risk(&self, policy: &crate::policy::Policy, configured: Risk) -> Risk;
+    fn approval_digest(&self) -> Option<String>;
     fn describe(&self, ctx: &ToolContext) -> String;
     fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>>;
 }
@@ -189,6 +211,18 @@ struct PreparedCall<T: Tool> {
 impl<T: Tool> Prepared for PreparedCall<T> {
     fn dry_run(&self) -> bool {
         T::is_dry_run(&self.params)
+    }
+
+    fn bind(&mut self, ctx: &ToolContext) -> Result<(), ToolError> {
+        self.tool.bind(ctx, &mut self.params)
+    }
+
+    fn risk(&self, policy: &crate::policy::Policy, configured: Risk) -> Risk {
+        if self.dry_run() { Risk::Low } else { T::risk(&self.params, policy, configured) }
+    }
+
+    fn approval_digest(&self) -> Option<String> {
+        T::approval_digest(&self.params)
     }
 
     fn describe(&self, ctx: &ToolContext) -> String {
@@ -238,7 +272,34 @@ pub fn schema_of<S: JsonSchema>() -> Map<String, Value> {
     };
     map.remove("$schema");
     map.remove("title");
+    strip_numeric_formats(&mut map);
     map
+}
+
+/// Drops schemars' Rust-specific formats (`uint64`, `double`, ...): they are not
+/// JSON Schema formats, and strict validators (the TypeScript SDK's) warn on them.
+fn strip_numeric_formats(map: &mut Map<String, Value>) {
+    let rust_format = |v: &Value| {
+        v.as_str().is_some_and(|f| {
+            let digits = f.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+            matches!(f.trim_end_matches(|c: char| c.is_ascii_digit()), "int" | "uint" | "float" | "double")
+                && digits.chars().all(|c| c.is_ascii_digit())
+        })
+    };
+    if map.get("format").is_some_and(rust_format) {
+        map.remove("format");
+    }
+    for value in map.values_mut() {
+        match value {
+            Value::Object(inner) => strip_numeric_formats(inner),
+            Value::Array(items) => items.iter_mut().for_each(|item| {
+                if let Value::Object(inner) = item {
+                    strip_numeric_formats(inner);
+                }
+            }),
+            _ => {}
+        }
+    }
 }
 
 fn spec_of<T: Tool>() -> ToolSpec {

@@ -1,8 +1,9 @@
+mod agent;
 mod approvals;
 mod cancel;
 mod git;
 mod http;
+mod patch_scenarios;
 mod reason;
 mod stdio;
 mod tools_fs;
-mod patch_scenarios;

@@ -1,0 +1,436 @@
+// Interoperability check: execlayer driven by the official MCP TypeScript SDK client.
+//
+//   cd /work/main && cargo build
+//   cd tests/interop/node && npm ci
+//   EXECLAYER_BIN=/work/main/target/debug/execlayer node --test
+//
+// EXECLAYER_BIN defaults to ../../../target/debug/execlayer relative to this file.
+// Set EXECLAYER_TEST_STDERR=1 to see the server's log on stderr.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { ElicitRequestSchema, ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.EXECLAYER_BIN
+  ? path.resolve(process.env.EXECLAYER_BIN)
+  : path.resolve(HERE, '../../../target/debug/execlayer');
+const BASE_CONFIG = path.resolve(HERE, '../../../config/execution_layer_config.json');
+const SHOW_STDERR = !!process.env.EXECLAYER_TEST_STDERR;
+
+// The tools the README documents; every one must be listed with both schemas.
+const CORE_TOOLS = [
+  'filesystem_read',
+  'filesystem_write',
+  'filesystem_list',
+  'filesystem_search',
+  'git_status',
+  'git_diff',
+  'apply_patch',
+  'shell_exec',
+];
+
+// Also registered (src/tools/mod.rs, DESIGN.md "Default risks"): the local-model tools.
+const EXPECTED_TOOLS = [...CORE_TOOLS, 'reason', 'brain_status'];
+
+const TOKEN = 'interop-node-token-0123456789abcdef';
+
+// ---------------------------------------------------------------- helpers
+
+/** A fresh temp dir holding a workspace, a policy file and an audit log path. */
+function makeEnv(t, { approvalMode = 'require_approval', approvalTimeoutSeconds = 120 } = {}) {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'execlayer-node-'));
+  const workspace = path.join(base, 'ws');
+  fs.mkdirSync(workspace);
+  const policy = JSON.parse(fs.readFileSync(BASE_CONFIG, 'utf8'));
+  policy.approval_mode = approvalMode;
+  policy.approval_timeout_seconds = approvalTimeoutSeconds;
+  const config = path.join(base, 'execution_layer_config.json');
+  fs.writeFileSync(config, JSON.stringify(policy, null, 2));
+  const audit = path.join(base, 'audit.jsonl');
+  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  return {
+    base,
+    workspace,
+    audit,
+    env: {
+      EXECUTION_WORKSPACE_ROOT: workspace,
+      EXECUTION_CONFIG: config,
+      EXECUTION_AUDIT_LOG: audit,
+      EXECLAYER_LOG: process.env.EXECLAYER_LOG ?? 'info,rmcp=warn',
+    },
+  };
+}
+
+/** Environment for a server process: only what it needs (no token or settings leaking in from the caller). */
+function childEnv(extra) {
+  const env = {};
+  for (const k of ['PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR', 'LANG']) {
+    if (process.env[k] !== undefined) env[k] = process.env[k];
+  }
+  return { ...env, ...extra };
+}
+
+/** A stdio transport that runs `execlayer serve` in the temp dir (so no stray .env is read). */
+function stdioTransport(ctx) {
+  const transport = new StdioClientTransport({
+    command: BIN,
+    args: ['serve'],
+    env: childEnv(ctx.env),
+    cwd: ctx.base,
+    stderr: SHOW_STDERR ? 'inherit' : 'ignore',
+  });
+  return transport;
+}
+
+/** Connects `client` over `transport`; closes both (and so kills a stdio server) when the test ends. */
+async function connect(t, client, transport) {
+  let pid = null;
+  t.after(async () => {
+    await client.close().catch(() => {});
+    if (pid) {
+      // The SDK closes stdin, then SIGTERM, then SIGKILL; make sure nothing is left.
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  });
+  await client.connect(transport);
+  pid = transport.pid ?? null;
+}
+
+/**
+ * Closes a stdio client the way the SDK does (stdin EOF, SIGTERM after 2 s, SIGKILL 2 s later)
+ * and asserts the server left on EOF alone.
+ */
+async function closeStdioPromptly(client) {
+  const started = Date.now();
+  await client.close();
+  const ms = Date.now() - started;
+  assert.ok(ms < 1900, `server took ${ms} ms to exit after stdin EOF (the SDK sent SIGTERM)`);
+}
+
+// The SDK's Ajv validator warns (console.warn) once per unknown "format" each time it compiles
+// an outputSchema. Collect those warnings and report them once instead of flooding the output.
+const unknownFormats = new Set();
+const consoleWarn = console.warn;
+console.warn = (...args) => {
+  const m = /^unknown format "([^"]+)" ignored in schema/.exec(String(args[0] ?? ''));
+  if (m) { unknownFormats.add(m[1]); return; }
+  consoleWarn(...args);
+};
+
+function newClient({ elicitation = false } = {}) {
+  return new Client(
+    { name: 'execlayer-interop-node', version: '0.0.0' },
+    { capabilities: elicitation ? { elicitation: {} } : {} },
+  );
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `execlayer serve --http 127.0.0.1:PORT`, waits for /healthz, kills it when the test ends. */
+async function startHttpServer(t, ctx, { token } = {}) {
+  const port = await freePort();
+  const env = childEnv({ ...ctx.env, ...(token ? { EXECUTION_TOKEN: token } : {}) });
+  const child = spawn(BIN, ['serve', '--http', `127.0.0.1:${port}`], {
+    env,
+    cwd: ctx.base,
+    stdio: ['ignore', 'ignore', SHOW_STDERR ? 'inherit' : 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d) => { stderr += d; });
+  let exited = null;
+  const exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => {
+    exited = { code, signal };
+    resolve();
+  }));
+  t.after(async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exitPromise;
+    clearTimeout(timer);
+  });
+
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    if (exited) throw new Error(`server exited early (${JSON.stringify(exited)}):\n${stderr}`);
+    try {
+      const res = await fetch(`${base}/healthz`);
+      if (res.ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`server not ready on ${base}:\n${stderr}`);
+    await sleep(100);
+  }
+  return { base, child, stderr: () => stderr };
+}
+
+function textOf(result) {
+  return (result.content ?? [])
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text)
+    .join('\n');
+}
+
+function readAudit(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+async function checkListTools(client) {
+  const { tools } = await client.listTools();
+  const names = tools.map((t) => t.name);
+  for (const name of CORE_TOOLS) {
+    assert.ok(names.includes(name), `tools/list lacks ${name}: ${names.join(', ')}`);
+  }
+  for (const tool of tools) {
+    assert.equal(tool.inputSchema?.type, 'object', `${tool.name}: inputSchema`);
+    assert.ok(tool.outputSchema && tool.outputSchema.type === 'object', `${tool.name}: outputSchema`);
+  }
+  return tools;
+}
+
+// ---------------------------------------------------------------- tests
+
+test('stdio: tools/list, filesystem_read, git_status structuredContent, error result', async (t) => {
+  const ctx = makeEnv(t);
+  fs.writeFileSync(path.join(ctx.workspace, 'hello.txt'), 'hello from the node sdk\nsecond line\n');
+  execFileSync('git', ['init', '-q'], { cwd: ctx.workspace });
+
+  const client = newClient();
+  await connect(t, client, stdioTransport(ctx));
+
+  const tools = await checkListTools(client);
+  assert.deepEqual(tools.map((x) => x.name).sort(), [...EXPECTED_TOOLS].sort());
+
+  // listTools cached the output-schema validators: from here on callTool validates structuredContent.
+  const read = await client.callTool({ name: 'filesystem_read', arguments: { path: 'hello.txt' } });
+  assert.ok(!read.isError, `filesystem_read failed: ${textOf(read)}`);
+  assert.match(textOf(read), /hello from the node sdk/);
+  assert.match(textOf(read), /second line/);
+
+  const status = await client.callTool({ name: 'git_status', arguments: {} });
+  assert.ok(!status.isError, `git_status failed: ${textOf(status)}`);
+  assert.ok(status.structuredContent && typeof status.structuredContent === 'object',
+    'git_status returned no structuredContent');
+  assert.match(JSON.stringify(status.structuredContent), /hello\.txt/);
+
+  // A failure of the work is a result with isError, which the SDK must accept (no schema error thrown).
+  const missing = await client.callTool({ name: 'filesystem_read', arguments: { path: 'no/such/file.txt' } });
+  assert.equal(missing.isError, true);
+  assert.ok(textOf(missing).length > 0, 'error result has no text');
+
+  await closeStdioPromptly(client);
+  if (unknownFormats.size) {
+    t.diagnostic(`outputSchema formats unknown to the SDK's Ajv (warned, ignored): ${[...unknownFormats].sort().join(', ')}`);
+  }
+});
+
+test('stdio: elicitation accept runs filesystem_write, decline refuses it', async (t) => {
+  const ctx = makeEnv(t);
+  let answer = 'accept';
+  const seen = [];
+
+  const client = newClient({ elicitation: true });
+  client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    seen.push(req.params);
+    if (answer === 'accept') return { action: 'accept', content: { approve: true } };
+    return { action: 'decline' };
+  });
+  await connect(t, client, stdioTransport(ctx));
+  await checkListTools(client);
+
+  const accepted = await client.callTool({
+    name: 'filesystem_write',
+    arguments: { path: 'yes.txt', content: 'approved\n' },
+  });
+  assert.ok(!accepted.isError, `accepted write failed: ${textOf(accepted)}`);
+  assert.equal(seen.length, 1, 'no elicitation/create reached the client');
+  assert.equal(seen[0].mode ?? 'form', 'form');
+  assert.ok(seen[0].requestedSchema?.properties?.approve, 'elicitation schema has no `approve` field');
+  assert.match(seen[0].message, /yes\.txt/, 'elicitation message does not name the path');
+  assert.equal(fs.readFileSync(path.join(ctx.workspace, 'yes.txt'), 'utf8'), 'approved\n');
+
+  answer = 'decline';
+  const declined = await client.callTool({
+    name: 'filesystem_write',
+    arguments: { path: 'no.txt', content: 'declined\n' },
+  });
+  assert.equal(declined.isError, true, `declined write was not an error: ${textOf(declined)}`);
+  assert.equal(seen.length, 2);
+  assert.equal(fs.existsSync(path.join(ctx.workspace, 'no.txt')), false, 'declined write happened');
+});
+
+test('streamable HTTP with token: list and call; without token 401', async (t) => {
+  const ctx = makeEnv(t);
+  fs.writeFileSync(path.join(ctx.workspace, 'http.txt'), 'over streamable http\n');
+  const srv = await startHttpServer(t, ctx, { token: TOKEN });
+  const url = new URL(`${srv.base}/mcp`);
+
+  const client = newClient();
+  const transport = new StreamableHTTPClientTransport(url, {
+    requestInit: { headers: { 'X-Execution-Token': TOKEN } },
+  });
+  await connect(t, client, transport);
+  assert.ok(transport.sessionId, 'no Mcp-Session-Id from the server');
+  await checkListTools(client);
+  const read = await client.callTool({ name: 'filesystem_read', arguments: { path: 'http.txt' } });
+  assert.ok(!read.isError, textOf(read));
+  assert.match(textOf(read), /over streamable http/);
+
+  // Without elicitation, a medium-risk call is refused with an approval id.
+  const write = await client.callTool({ name: 'filesystem_write', arguments: { path: 'w.txt', content: 'x' } });
+  assert.equal(write.isError, true);
+  assert.match(textOf(write), /approval required/);
+  assert.equal(fs.existsSync(path.join(ctx.workspace, 'w.txt')), false);
+
+  // DELETE with the token ends the session.
+  await transport.terminateSession();
+
+  // No token: initialize is refused with 401.
+  const anon = newClient();
+  const anonTransport = new StreamableHTTPClientTransport(url);
+  t.after(() => anon.close().catch(() => {}));
+  await assert.rejects(anon.connect(anonTransport), (err) => {
+    assert.ok(err instanceof StreamableHTTPError, `expected StreamableHTTPError, got ${err}`);
+    assert.equal(err.code, 401, String(err));
+    return true;
+  });
+
+  // Authorization: Bearer works as well.
+  const bearer = newClient();
+  await connect(t, bearer, new StreamableHTTPClientTransport(url, {
+    requestInit: { headers: { Authorization: `Bearer ${TOKEN}` } },
+  }));
+  await checkListTools(bearer);
+});
+
+test('legacy HTTP+SSE with token: list and call', async (t) => {
+  const ctx = makeEnv(t);
+  fs.writeFileSync(path.join(ctx.workspace, 'sse.txt'), 'over legacy sse\n');
+  const srv = await startHttpServer(t, ctx, { token: TOKEN });
+  const url = new URL(`${srv.base}/sse`);
+
+  // In SDK 1.32 the GET that opens the stream and every POST to /messages both take the
+  // headers of requestInit (SSEClientTransport._commonHeaders); eventSourceInit.fetch would
+  // replace the fetch for the GET only, so requestInit is the one place for the token.
+  // Count what actually goes out, to prove the token rides on the GET and the POSTs.
+  const sent = [];
+  const countingFetch = (input, init) => {
+    const h = new Headers(init?.headers);
+    sent.push({ method: init?.method ?? 'GET', url: String(input), token: h.get('x-execution-token') });
+    return fetch(input, init);
+  };
+  const client = newClient();
+  const transport = new SSEClientTransport(url, {
+    requestInit: { headers: { 'X-Execution-Token': TOKEN } },
+    fetch: countingFetch,
+  });
+  await connect(t, client, transport);
+  await checkListTools(client);
+  const read = await client.callTool({ name: 'filesystem_read', arguments: { path: 'sse.txt' } });
+  assert.ok(!read.isError, textOf(read));
+  assert.match(textOf(read), /over legacy sse/);
+
+  const gets = sent.filter((s) => s.method === 'GET');
+  const posts = sent.filter((s) => s.method === 'POST');
+  assert.ok(gets.length >= 1 && gets.every((s) => s.token === TOKEN), `GET without token: ${JSON.stringify(gets)}`);
+  assert.ok(posts.length >= 3 && posts.every((s) => s.token === TOKEN), `POST without token: ${JSON.stringify(posts)}`);
+  assert.ok(posts.every((s) => new URL(s.url).pathname === '/messages'), JSON.stringify(posts));
+
+  // No token: the stream is refused.
+  const anon = newClient();
+  t.after(() => anon.close().catch(() => {}));
+  await assert.rejects(anon.connect(new SSEClientTransport(url)), (err) => {
+    assert.equal(err.code, 401, String(err));
+    return true;
+  });
+
+  // The SDK's fallback probe, POST /sse, gets a 405.
+  const probe = await fetch(url, {
+    method: 'POST',
+    headers: { 'X-Execution-Token': TOKEN, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  assert.equal(probe.status, 405);
+});
+
+test('cancellation: a request timeout while the approval is pending denies the write', async (t) => {
+  const ctx = makeEnv(t, { approvalTimeoutSeconds: 120 });
+  let elicited = 0;
+
+  const client = newClient({ elicitation: true });
+  client.setRequestHandler(ElicitRequestSchema, async () => {
+    elicited += 1;
+    await new Promise(() => {}); // the human never answers
+  });
+  const transport = stdioTransport(ctx);
+  // Record what the client sends, to see notifications/cancelled go out.
+  await connect(t, client, transport);
+  const outgoing = [];
+  const send = transport.send.bind(transport);
+  transport.send = (msg, opts) => { outgoing.push(msg); return send(msg, opts); };
+  await checkListTools(client);
+
+  const started = Date.now();
+  await assert.rejects(
+    client.callTool(
+      { name: 'filesystem_write', arguments: { path: 'late.txt', content: 'must never be written\n' } },
+      undefined,
+      { timeout: 1500 },
+    ),
+    (err) => {
+      assert.ok(err instanceof McpError, String(err));
+      assert.equal(err.code, ErrorCode.RequestTimeout, String(err));
+      return true;
+    },
+  );
+  assert.ok(Date.now() - started < 10000);
+  assert.equal(elicited, 1, 'the server did not ask for approval');
+  const call = outgoing.find((m) => m.method === 'tools/call');
+  const cancel = outgoing.find((m) => m.method === 'notifications/cancelled');
+  assert.ok(cancel, 'the SDK sent no notifications/cancelled');
+  assert.equal(cancel.params.requestId, call.id);
+
+  await sleep(3000);
+  assert.equal(fs.existsSync(path.join(ctx.workspace, 'late.txt')), false, 'the cancelled write ran');
+
+  const lines = readAudit(ctx.audit).filter((l) => l.tool === 'filesystem_write');
+  assert.ok(lines.length > 0, `no audit line for filesystem_write in ${ctx.audit}`);
+  assert.ok(
+    lines.some((l) => l.decision === 'denied'),
+    `no "decision":"denied" line: ${JSON.stringify(lines)}`,
+  );
+  assert.ok(!lines.some((l) => l.decision === 'allowed'), `an allowed line: ${JSON.stringify(lines)}`);
+
+  // The session is still usable after the cancel.
+  const list = await client.callTool({ name: 'filesystem_list', arguments: {} });
+  assert.ok(!list.isError, textOf(list));
+
+  await closeStdioPromptly(client);
+});
