@@ -400,6 +400,31 @@ impl Engine {
         Some(prepared.approval_digest().unwrap_or(plain))
     }
 
+    /// Audits the step a playbook run stopped before for want of budget.
+    pub fn record_budget_stop(&self, run_id: &str, step: usize, tool: &str, risk: Risk) {
+        let record = AuditRecord {
+            ts: now_rfc3339(),
+            request_id: crate::policy::approvals::new_id(),
+            door: Door::Playbook,
+            client: None,
+            tool: tool.to_owned(),
+            risk,
+            args_digest: String::new(),
+            args_preview: String::new(),
+            decision: Decision::BudgetExhausted,
+            approval: None,
+            dry_run: false,
+            outcome: None,
+            error: Some(format!("max_steps_per_run reached; step {step} was not run")),
+            duration_ms: 0,
+            run_id: Some(run_id.to_owned()),
+            step: Some(step),
+        };
+        if let Err(e) = self.audit.append(&record) {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
     /// Audits an operator's answer to an approval (granted, approved or denied).
     pub fn record_operator(&self, approval: &crate::policy::Approval, approve: bool, via: &str) {
         let record = AuditRecord {

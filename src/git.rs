@@ -57,3 +57,53 @@ impl Repo {
 pub fn git_error(context: &str, e: git2::Error) -> ToolError {
     ToolError::new(format!("{context}: {}", e.message()))
 }
+
+/// Settings that stop the git *command* (which `shell_exec` may run) from
+/// starting programs named by the repository's own config. They are given to
+/// git through `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`, which
+/// win over the repository's config: no fsmonitor, hooks, pager, ssh, or
+/// network transport; and every filter and textconv driver the repository
+/// config defines becomes `cat`. A long-running filter `process` cannot be made
+/// harmless that way, so such a repository is refused.
+pub fn safe_cli_config(root: &Path) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = [
+        ("core.fsmonitor", "false"),
+        ("core.hooksPath", "/dev/null"),
+        ("core.pager", "cat"),
+        ("core.sshCommand", "false"),
+        ("core.askPass", "false"),
+        ("gpg.program", "false"),
+        ("protocol.allow", "never"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let Ok(repo) = Repository::open_ext(root, RepositoryOpenFlags::empty(), std::iter::empty::<&Path>()) else {
+        return Ok(pairs);
+    };
+    let Ok(local) = repo.config().and_then(|c| c.open_level(git2::ConfigLevel::Local)) else {
+        return Ok(pairs);
+    };
+    let Ok(mut entries) = local.entries(None) else {
+        return Ok(pairs);
+    };
+    while let Some(Ok(entry)) = entries.next() {
+        let Ok(name) = entry.name() else { continue };
+        let lower = name.to_ascii_lowercase();
+        let converts = (lower.starts_with("filter.") && (lower.ends_with(".clean") || lower.ends_with(".smudge")))
+            || (lower.starts_with("diff.") && lower.ends_with(".textconv"));
+        let neutral = if converts {
+            "cat"
+        } else if lower.starts_with("diff.") && lower.ends_with(".command") {
+            "true"
+        } else if lower.starts_with("filter.") && lower.ends_with(".process") {
+            return Err(format!(
+                "the repository's config defines the filter process `{name}`, which git would start; remove it from .git/config to use git through shell_exec (git_status and git_diff run no programs)"
+            ));
+        } else {
+            continue;
+        };
+        pairs.push((name.to_owned(), neutral.to_owned()));
+    }
+    Ok(pairs)
+}

@@ -12,6 +12,7 @@
 //! - [`audit`]: the append-only JSONL log.
 //! - [`tools`]: one file per tool and the registry.
 //! - [`patch`]: unified-diff parsing and all-or-nothing apply.
+//! - [`playbook`]: playbook files: load, validate.
 //! - [`git`]: opening the workspace repository with libgit2.
 //! - [`ollama`]: Ollama's HTTP API (version, tags, streamed chat).
 //! - [`brain`]: model paths and Ollama status (`brain_status`, `execlayer status`).
@@ -32,6 +33,7 @@ pub mod http;
 pub mod mcp;
 pub mod ollama;
 pub mod patch;
+pub mod playbook;
 pub mod policy;
 pub mod schemas;
 pub mod server;

@@ -31,6 +31,8 @@ pub fn routes(core: Core) -> Router {
         .route("/execution/audit", get(audit))
         .route("/execution/config", get(get_config).put(put_config))
         .route("/brain/status", get(brain_status))
+        .route("/execution/playbooks", get(playbooks))
+        .route("/execution/playbooks/{name}/run", post(run_playbook))
         .with_state(core)
 }
 
@@ -121,10 +123,13 @@ async fn run(
     headers: http::HeaderMap,
     body: Result<Json<RunBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => return rejected(e, "invalid body"),
-    };
+    match body {
+        Ok(Json(body)) => run_call(&core, &headers, body).await,
+        Err(e) => rejected(e, "invalid body"),
+    }
+}
+
+async fn run_call(core: &Core, headers: &http::HeaderMap, body: RunBody) -> Response {
     let mut args = body.args.unwrap_or_default();
     if let Some(id) = body.approval_id {
         args.insert(APPROVAL_ID_ARG.into(), Value::from(id));
@@ -132,7 +137,7 @@ async fn run(
     let outcome = core
         .engine
         .call(
-            &caller(&headers),
+            &caller(headers),
             &body.tool_name,
             Some(args),
             ApprovalSource::IdOnly,
@@ -280,6 +285,44 @@ async fn audit(State(core): State<Core>, Query(q): Query<AuditQuery>) -> Respons
             Some(e.to_string()),
         ),
     }
+}
+
+async fn playbooks(State(core): State<Core>) -> Json<Value> {
+    let (found, errors) = crate::playbook::load_dir(&core.engine.settings.playbooks_dir, &core.engine.registry);
+    let list: Vec<Value> = found
+        .into_iter()
+        .map(|(name, book)| json!({"name": name, "description": book.description, "steps": book.steps}))
+        .collect();
+    Json(json!({ "playbooks": list, "errors": errors }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PlaybookRunBody {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    approval_id: Option<String>,
+}
+
+async fn run_playbook(
+    State(core): State<Core>,
+    Path(name): Path<String>,
+    headers: http::HeaderMap,
+    body: Option<Json<PlaybookRunBody>>,
+) -> Response {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let run = RunBody {
+        tool_name: "run_playbook".into(),
+        args: Some(
+            json!({"name": name, "dry_run": body.dry_run})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ),
+        approval_id: body.approval_id,
+    };
+    run_call(&core, &headers, run).await
 }
 
 async fn brain_status(State(core): State<Core>) -> Json<Value> {

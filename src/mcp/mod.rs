@@ -12,9 +12,10 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, MetaObject,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities, ServerConfig,
-    SubscriptionFilter, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListResourcesResult,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext, SubscriptionSink};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
@@ -29,6 +30,9 @@ use crate::tools::{Progress, ToolSpec};
 pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = ProtocolVersion::KNOWN_VERSIONS;
 
 const INSTRUCTIONS: &str = "execlayer gives guarded access to one workspace directory: read, list and search files, inspect git, write files, apply unified diffs and run allowlisted commands. Paths are relative to the workspace root. Risky calls may need a human approval: answer the approval question, or when a call is refused with `approval required`, ask the operator to approve the id it gives and retry the same call with `approval_id`.";
+
+/// Resource URIs of playbooks: `playbook://NAME`.
+pub const PLAYBOOK_SCHEME: &str = "playbook://";
 
 /// Sessions and subscriptions that should hear about tool list changes.
 pub struct Hub {
@@ -169,6 +173,7 @@ impl ServerHandler for McpServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
                 .build(),
         )
         .with_server_info(
@@ -226,6 +231,47 @@ impl ServerHandler for McpServer {
             CallOutcome::Done(response) => Ok(to_mcp_result(response).into()),
             CallOutcome::NeedsInput(question) => channel.input_required(&request, &question),
         }
+    }
+
+    /// Each playbook is a resource `playbook://NAME` (JSON: description and steps).
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let (found, _) = crate::playbook::load_dir(&self.engine.settings.playbooks_dir, &self.engine.registry);
+        let resources = found
+            .into_iter()
+            .map(|(name, book)| {
+                Resource::new(format!("{PLAYBOOK_SCHEME}{name}"), name.clone())
+                    .with_title(format!("Playbook {name}"))
+                    .with_description(format!(
+                        "{} ({} steps; run with run_playbook {{\"name\": \"{name}\"}})",
+                        book.description,
+                        book.steps.len()
+                    ))
+                    .with_mime_type("application/json")
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let name = request.uri.strip_prefix(PLAYBOOK_SCHEME).ok_or_else(|| {
+            McpError::invalid_params(
+                format!("unknown resource {}; playbooks are {PLAYBOOK_SCHEME}NAME", request.uri),
+                None,
+            )
+        })?;
+        let book = crate::playbook::find(&self.engine.settings.playbooks_dir, name, &self.engine.registry)
+            .map_err(|e| McpError::invalid_params(e, None))?;
+        let text = serde_json::to_string_pretty(&book).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+        let contents = ResourceContents::text(text, request.uri.clone()).with_mime_type("application/json");
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(vec![contents])))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

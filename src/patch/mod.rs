@@ -65,7 +65,8 @@ struct FileChange<'a> {
 
 /// Parses `text` into per-file changes with workspace-relative paths.
 fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
-    const WANTED: &str = "give a unified diff: `--- a/file` and `+++ b/file` headers followed by `@@ -l,n +l,n @@` hunks";
+    const WANTED: &str =
+        "give a unified diff: `--- a/file` and `+++ b/file` headers followed by `@@ -l,n +l,n @@` hunks";
     if text.trim().is_empty() {
         return Err(format!("patch is empty; {WANTED}"));
     }
@@ -85,7 +86,10 @@ fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
             }
         })?;
         // Paths from `rename from`/`rename to` carry no `a/`/`b/` prefix.
-        let is_rename = matches!(file.operation(), FileOperation::Rename { .. } | FileOperation::Copy { .. });
+        let is_rename = matches!(
+            file.operation(),
+            FileOperation::Rename { .. } | FileOperation::Copy { .. }
+        );
         let strip = usize::from(!is_rename && (git_style || has_ab_prefixes(file.operation())));
         let op = file.operation().strip_prefix(strip);
         let (old, new) = match &op {
@@ -413,9 +417,7 @@ fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, err: &str) -
         .skip(start)
         .take(expected.len().max(1))
         .collect();
-    let show = |lines: &[&str]| -> String {
-        lines.iter().take(12).map(|l| format!("  | {}\n", visible(l))).collect()
-    };
+    let show = |lines: &[&str]| -> String { lines.iter().take(12).map(|l| format!("  | {}\n", visible(l))).collect() };
     format!(
         "{shown}: hunk {n} of {total} (@@ -{} +{} @@) does not apply; no file was changed.\nThe hunk expects these lines near line {}:\n{}but the file has:\n{}Read the file again and make the patch against its current content.",
         hunk.old_range(),

@@ -91,6 +91,11 @@ impl Tool for GitDiff {
         let mut paths = Vec::new();
         for p in params.paths.iter().flatten() {
             let resolved = ctx.workspace.resolve(p, Access::Read)?;
+            if resolved.relative().as_os_str().is_empty() {
+                // The root itself: no filter beyond the workspace.
+                paths.clear();
+                break;
+            }
             paths.push(resolved.relative().to_string_lossy().into_owned());
         }
         let root = ctx.workspace.root().to_path_buf();

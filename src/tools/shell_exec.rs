@@ -48,6 +48,7 @@ const GIT_REFUSED_OPTIONS: &[&str] = &[
     "--exec-path",
     "--git-dir",
     "--work-tree",
+    "--show-signature",
 ];
 
 /// Whether `text` holds a character a shell would interpret.
@@ -251,18 +252,31 @@ impl Output {
     }
 }
 
-/// Git settings given through the environment, which override the repository's
-/// own config: no fsmonitor, hooks, pager or external diff program runs.
-const GIT_SAFE_CONFIG: &[(&str, &str)] = &[
-    ("core.fsmonitor", "false"),
-    ("core.hooksPath", "/dev/null"),
-    ("core.pager", "cat"),
-    ("diff.external", ""),
-    ("core.sshCommand", "false"),
-    ("protocol.allow", "never"),
-];
+/// git subcommands that show diffs: they get `--no-ext-diff --no-textconv`,
+/// so no external diff program or converter named by the repository runs.
+const GIT_DIFF_SUBCOMMANDS: &[&str] = &["diff", "log", "show", "whatchanged"];
 
-async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Result<Output, ToolError> {
+/// Marks every process a command starts, so those that leave its process
+/// group can still be found and killed.
+const RUN_MARKER: &str = "EXECLAYER_RUN_ID";
+
+async fn run_argv(ctx: &ToolContext, mut argv: Vec<String>, timeout: Duration) -> Result<Output, ToolError> {
+    let git_config = if argv[0] == "git" {
+        if argv
+            .get(1)
+            .is_some_and(|sub| GIT_DIFF_SUBCOMMANDS.contains(&sub.as_str()))
+        {
+            argv.splice(2..2, ["--no-ext-diff".to_owned(), "--no-textconv".to_owned()]);
+        }
+        let root = ctx.workspace.root().to_path_buf();
+        tokio::task::spawn_blocking(move || crate::git::safe_cli_config(&root))
+            .await
+            .map_err(|e| ToolError::new(format!("internal error: {e}")))?
+            .map_err(ToolError::new)?
+    } else {
+        Vec::new()
+    };
+    let marker = crate::policy::approvals::new_id();
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(ctx.workspace.root())
@@ -282,10 +296,13 @@ async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Re
     cmd.env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_PAGER", "cat")
         .env("PAGER", "cat");
-    cmd.env("GIT_CONFIG_COUNT", GIT_SAFE_CONFIG.len().to_string());
-    for (i, (k, v)) in GIT_SAFE_CONFIG.iter().enumerate() {
-        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
-            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+    cmd.env(RUN_MARKER, &marker);
+    if !git_config.is_empty() {
+        cmd.env("GIT_CONFIG_COUNT", git_config.len().to_string());
+        for (i, (k, v)) in git_config.iter().enumerate() {
+            cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
+                .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+        }
     }
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
@@ -324,8 +341,11 @@ async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Re
             }
         }
     };
-    // Whatever happened, no process of this command outlives the call.
+    // Whatever happened, no process of this command outlives the call: its
+    // group, and any that left the group but carry the run's marker.
     kill_group();
+    let marked = format!("{RUN_MARKER}={marker}");
+    tokio::task::spawn_blocking(move || kill_marked(&marked)).await.ok();
     let status = match status {
         Some(s) => Some(s),
         None => child.wait().await.ok(),
@@ -357,6 +377,41 @@ async fn run_argv(ctx: &ToolContext, argv: Vec<String>, timeout: Duration) -> Re
         timed_out,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Kills every process whose environment holds `marker` (`NAME=value`),
+/// repeating while new ones appear (a process may fork as it dies).
+fn kill_marked(marker: &str) {
+    let me = std::process::id();
+    let needle = format!("{marker}\0");
+    for _ in 0..5 {
+        let mut found = false;
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            if environ.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                // SAFETY: kill only sends a signal to a process we started.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGKILL);
+                }
+                found = true;
+            }
+        }
+        if !found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Reads a stream to its end, keeping the first and last `MAX_STREAM_BYTES / 2`.

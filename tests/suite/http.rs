@@ -337,7 +337,7 @@ async fn streamable_http_clients_list_call_and_hear_rest_toggles() {
         .await
         .unwrap();
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 10);
+    assert_eq!(tools.len(), 11);
     let r = call(&client, "filesystem_read", json!({"path": "a.txt"})).await;
     assert_eq!(text(&r), "over http\n");
 
@@ -481,7 +481,7 @@ async fn legacy_sse_clients_list_and_call_tools() {
     let list = client
         .request(json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}))
         .await;
-    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 10);
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 11);
     let r = client
         .request(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"filesystem_read","arguments":{"path":"a.txt"}}}))
         .await;

@@ -1,9 +1,11 @@
 mod agent;
 mod approvals;
 mod cancel;
+mod confinement;
 mod git;
 mod http;
 mod patch_scenarios;
 mod reason;
+mod shell;
 mod stdio;
 mod tools_fs;

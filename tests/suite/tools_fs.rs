@@ -21,6 +21,7 @@ async fn lists_every_tool_with_schemas_and_annotations() {
             "git_diff",
             "apply_patch",
             "shell_exec",
+            "run_playbook",
             "reason",
             "brain_status"
         ]
