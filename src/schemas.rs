@@ -31,6 +31,16 @@ pub fn generate() -> Vec<(String, String)> {
         "execution_layer_config.schema.json".into(),
         pretty(&Value::Object(policy)),
     ));
+    let mut playbook = schema_of::<crate::playbook::Playbook>();
+    playbook.insert(
+        "$schema".into(),
+        Value::from("https://json-schema.org/draft/2020-12/schema"),
+    );
+    playbook.insert(
+        "title".into(),
+        Value::from("execlayer playbook (config/playbooks/NAME.json)"),
+    );
+    files.push(("playbook.schema.json".into(), pretty(&Value::Object(playbook))));
     files
 }
 
