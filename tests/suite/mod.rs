@@ -5,6 +5,7 @@ mod confinement;
 mod git;
 mod http;
 mod patch_scenarios;
+mod playbooks;
 mod reason;
 mod shell;
 mod stdio;
