@@ -77,10 +77,35 @@ pub struct AuditRecord {
     pub step: Option<usize>,
 }
 
+/// Calls and errors of one tool, as counted from the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ToolCounts {
+    pub calls: u64,
+    pub errors: u64,
+}
+
 /// The append-only log.
 pub struct AuditLog {
     path: PathBuf,
     file: Mutex<File>,
+    /// Length of the file when opened: the history [`AuditLog::count_history`] reads.
+    history_len: u64,
+    counts: Mutex<std::collections::HashMap<String, ToolCounts>>,
+}
+
+impl AuditRecord {
+    /// Whether the record counts as a call of its tool (operators' answers do not).
+    fn is_call(&self) -> bool {
+        self.client.as_deref() != Some("operator")
+    }
+
+    fn is_failure(&self) -> bool {
+        self.outcome.as_deref() == Some("error")
+            || matches!(
+                self.decision,
+                Decision::Denied | Decision::Disabled | Decision::BudgetExhausted
+            )
+    }
 }
 
 impl AuditLog {
@@ -100,10 +125,40 @@ impl AuditLog {
                 file.write_all(b"\n")?;
             }
         }
+        let history_len = file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            history_len,
+            counts: Mutex::default(),
         })
+    }
+
+    fn count(&self, record: &AuditRecord) {
+        if record.is_call() {
+            let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = counts.entry(record.tool.clone()).or_default();
+            entry.calls += 1;
+            entry.errors += u64::from(record.is_failure());
+        }
+    }
+
+    /// Adds the calls recorded before this process opened the log to the counts
+    /// (run once, off the hot path: it reads the whole history).
+    pub fn count_history(&self) -> io::Result<()> {
+        let file = File::open(&self.path)?;
+        let reader = BufReader::new(io::Read::take(file, self.history_len));
+        for line in reader.lines().map_while(Result::ok) {
+            if let Ok(record) = serde_json::from_str::<AuditRecord>(&line) {
+                self.count(&record);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls and errors per tool.
+    pub fn counts(&self) -> std::collections::HashMap<String, ToolCounts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn path(&self) -> &Path {
@@ -115,7 +170,10 @@ impl AuditLog {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line)
+        file.write_all(&line)?;
+        drop(file);
+        self.count(record);
+        Ok(())
     }
 
     /// The newest `limit` records that pass `keep`, newest first.

@@ -23,6 +23,12 @@ impl Core {
     pub fn start(engine: Arc<Engine>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let hub = Hub::start(&engine)?;
         spawn_policy_watcher(engine.clone(), shutdown);
+        let history = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = history.audit.count_history() {
+                tracing::warn!(error = %e, "cannot read the audit history for the dashboard's counts");
+            }
+        });
         Ok(Self { engine, hub })
     }
 

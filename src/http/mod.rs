@@ -72,12 +72,32 @@ pub fn router(core: Core, options: &HttpOptions, shutdown: CancellationToken) ->
     );
     Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/", get(dashboard))
         .route_service("/mcp", mcp)
         .layer(axum::middleware::from_fn(session_delete_ok))
         .merge(sse::routes(core.clone()))
         .nest("/api/v1", rest::routes(core))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))
+}
+
+/// The dashboard: one self-contained page, compiled into the binary.
+const DASHBOARD: &str = include_str!("dashboard/index.html");
+
+async fn dashboard() -> Response {
+    (
+        [
+            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (http::header::CACHE_CONTROL, "no-store"),
+            (
+                http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+            ),
+            (http::header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
 }
 
 /// rmcp answers a session `DELETE` with 202; clients (the Python SDK) expect

@@ -31,6 +31,7 @@ pub fn routes(core: Core) -> Router {
         .route("/execution/audit", get(audit))
         .route("/execution/config", get(get_config).put(put_config))
         .route("/brain/status", get(brain_status))
+        .route("/execution/stats", get(stats))
         .route("/execution/playbooks", get(playbooks))
         .route("/execution/playbooks/{name}/run", post(run_playbook))
         .with_state(core)
@@ -323,6 +324,11 @@ async fn run_playbook(
         approval_id: body.approval_id,
     };
     run_call(&core, &headers, run).await
+}
+
+/// Calls and errors per tool, from the audit log.
+async fn stats(State(core): State<Core>) -> Json<Value> {
+    Json(json!({ "tools": core.engine.audit.counts() }))
 }
 
 async fn brain_status(State(core): State<Core>) -> Json<Value> {
