@@ -137,6 +137,7 @@ pub enum CallOutcome {
 pub struct Engine {
     /// This engine, for tools that make calls of their own (playbooks).
     me: std::sync::Weak<Engine>,
+    git: Arc<crate::git::RepoCache>,
     pub settings: Arc<Settings>,
     pub workspace: Arc<Workspace>,
     pub policy: PolicyStore,
@@ -163,6 +164,7 @@ impl Engine {
             .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
         Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
+            git: Arc::default(),
             settings: Arc::new(settings),
             workspace: Arc::new(workspace),
             policy,
@@ -190,6 +192,7 @@ impl Engine {
             progress: opts.progress.clone(),
             policy,
             engine: self.me.clone(),
+            git: self.git.clone(),
         }
     }
 

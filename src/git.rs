@@ -53,6 +53,33 @@ impl Repo {
     }
 }
 
+/// One open repository kept across calls (opening costs a discovery and a
+/// config read; the object cache stays warm). libgit2 handles are not `Sync`,
+/// so calls take turns.
+#[derive(Default)]
+pub struct RepoCache {
+    slot: std::sync::Mutex<Option<Repo>>,
+}
+
+impl RepoCache {
+    /// Runs `f` on the workspace's repository, opening it when needed. If `f`
+    /// fails on a cached handle (the repository was replaced), it is reopened
+    /// and `f` runs once more.
+    pub fn with<T>(&self, root: &Path, f: impl Fn(&Repo) -> Result<T, ToolError>) -> Result<T, ToolError> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(repo) = slot.as_ref() {
+            match f(repo) {
+                Ok(value) => return Ok(value),
+                Err(_) => *slot = None,
+            }
+        }
+        let repo = Repo::open(root)?;
+        let result = f(&repo);
+        *slot = Some(repo);
+        result
+    }
+}
+
 /// Maps a libgit2 error to a readable tool error.
 pub fn git_error(context: &str, e: git2::Error) -> ToolError {
     ToolError::new(format!("{context}: {}", e.message()))

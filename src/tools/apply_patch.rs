@@ -87,7 +87,7 @@ impl Tool for ApplyPatch {
         .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         let mut text = if output.dry_run {
             format!(
                 "Dry run: the patch applies cleanly to {} file(s); nothing was changed.\n",

@@ -30,8 +30,8 @@ impl Tool for BrainStatusTool {
         Ok(brain::status(&ctx.settings, &ctx.policy).await)
     }
 
-    fn render(s: &BrainStatus) -> String {
-        render_text(s)
+    fn render(s: BrainStatus) -> String {
+        render_text(&s)
     }
 }
 

@@ -87,7 +87,7 @@ impl Tool for FilesystemList {
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         let mut text = String::new();
         for e in &output.entries {
             match (e.kind, e.size) {

@@ -8,8 +8,10 @@ use crate::fsutil::looks_binary;
 use crate::policy::Risk;
 use crate::workspace::Access;
 
-/// Most bytes of text returned by one call.
+/// Most bytes of text returned by one call, unless `max_bytes` says otherwise.
 pub const MAX_RETURN_BYTES: usize = 256 * 1024;
+/// The largest `max_bytes` a call may ask for.
+pub const MAX_RETURN_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest file read at all.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -23,9 +25,12 @@ pub struct Params {
     /// First line to return, counting from 1. Default 1.
     #[serde(default)]
     pub offset: Option<u64>,
-    /// Most lines to return. Default: as many as fit in 256 KiB.
+    /// Most lines to return. Default: as many as fit in `max_bytes`.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// Most bytes of text to return (1 to 16777216). Default 262144 (256 KiB).
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -67,16 +72,27 @@ impl Tool for FilesystemRead {
     }
 
     async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
+        let max_bytes = params.max_bytes.unwrap_or(MAX_RETURN_BYTES);
+        if !(1..=MAX_RETURN_BYTES_LIMIT).contains(&max_bytes) {
+            return Err(ToolError::new(format!(
+                "max_bytes must be from 1 to {MAX_RETURN_BYTES_LIMIT}; got {max_bytes}"
+            )));
+        }
         let target = ctx.workspace.resolve(&params.path, Access::Read)?;
         let shown = target.display();
-        tokio::task::spawn_blocking(move || read(target.physical(), shown, params.offset, params.limit))
+        let window = Window {
+            offset: params.offset.unwrap_or(1).max(1),
+            limit: params.limit,
+            max_bytes,
+        };
+        tokio::task::spawn_blocking(move || read(target.physical(), shown, window))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         if !output.truncated {
-            return output.content.clone();
+            return output.content;
         }
         let mut text = String::with_capacity(output.content.len() + 160);
         text.push_str(&output.content);
@@ -94,12 +110,15 @@ impl Tool for FilesystemRead {
     }
 }
 
-fn read(
-    physical: &std::path::Path,
-    shown: String,
-    offset: Option<u64>,
+/// Which part of the file a call wants.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    offset: u64,
     limit: Option<u64>,
-) -> Result<Output, ToolError> {
+    max_bytes: usize,
+}
+
+fn read(physical: &std::path::Path, shown: String, window: Window) -> Result<Output, ToolError> {
     let meta = std::fs::metadata(physical).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ToolError::new(format!(
             "{shown} does not exist; list the directory with filesystem_list to find the file"
@@ -128,12 +147,17 @@ fn read(
         Ok(text) => (text, false),
         Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
     };
-    Ok(page(&text, shown, offset.unwrap_or(1).max(1), limit, meta.len(), lossy))
+    Ok(page(text, shown, window, meta.len(), lossy))
 }
 
 /// Cuts lines `[offset, offset + limit)` out of `text`, within the byte cap.
-fn page(text: &str, shown: String, offset: u64, limit: Option<u64>, size: u64, lossy: bool) -> Output {
-    let total_lines = count_lines(text);
+fn page(text: String, shown: String, window: Window, size: u64, lossy: bool) -> Output {
+    let Window {
+        offset,
+        limit,
+        max_bytes,
+    } = window;
+    let total_lines = count_lines(&text);
     let limit = limit.unwrap_or(u64::MAX).max(1);
     let mut start_byte = text.len();
     let mut line_no = 1u64;
@@ -159,13 +183,10 @@ fn page(text: &str, shown: String, offset: u64, limit: Option<u64>, size: u64, l
     let mut cut_line = false;
     while end_byte < text.len() && taken < limit {
         let line_end = text[end_byte..].find('\n').map_or(text.len(), |i| end_byte + i + 1);
-        if line_end - start_byte > MAX_RETURN_BYTES {
+        if line_end - start_byte > max_bytes {
             if taken == 0 {
                 // One line longer than the cap: return its head.
-                end_byte = start_byte
-                    + super::truncate_str(&text[start_byte..line_end], MAX_RETURN_BYTES)
-                        .0
-                        .len();
+                end_byte = start_byte + super::truncate_str(&text[start_byte..line_end], max_bytes).0.len();
                 taken = 1;
                 cut_line = true;
             }
@@ -186,7 +207,12 @@ fn page(text: &str, shown: String, offset: u64, limit: Option<u64>, size: u64, l
         truncated,
         next_offset: (truncated && end_line < total_lines).then_some(end_line + 1),
         lossy,
-        content: text[start_byte..end_byte].to_owned(),
+        content: if start_byte == 0 && end_byte == text.len() {
+            // The whole file: hand the buffer over instead of copying it.
+            text
+        } else {
+            text[start_byte..end_byte].to_owned()
+        },
     }
 }
 
@@ -206,18 +232,23 @@ mod tests {
     #[test]
     fn pages_by_lines() {
         let text = "a\nb\nc\nd";
-        let all = page(text, "f".into(), 1, None, 7, false);
+        let w = |offset, limit| Window {
+            offset,
+            limit,
+            max_bytes: MAX_RETURN_BYTES,
+        };
+        let all = page(text.into(), "f".into(), w(1, None), 7, false);
         assert_eq!(
             (all.start_line, all.end_line, all.total_lines, all.truncated),
             (1, 4, 4, false)
         );
         assert_eq!(all.content, text);
-        let mid = page(text, "f".into(), 2, Some(2), 7, false);
+        let mid = page(text.into(), "f".into(), w(2, Some(2)), 7, false);
         assert_eq!(mid.content, "b\nc\n");
         assert_eq!((mid.truncated, mid.next_offset), (true, Some(4)));
-        let past = page(text, "f".into(), 9, None, 7, false);
+        let past = page(text.into(), "f".into(), w(9, None), 7, false);
         assert_eq!((past.start_line, past.end_line, past.content.as_str()), (0, 0, ""));
-        let empty = page("", "f".into(), 1, None, 0, false);
+        let empty = page(String::new(), "f".into(), w(1, None), 0, false);
         assert_eq!((empty.total_lines, empty.truncated), (0, false));
     }
 
@@ -225,14 +256,25 @@ mod tests {
     fn caps_bytes_per_call() {
         let line = "x".repeat(1000) + "\n";
         let text = line.repeat(600);
-        let first = page(&text, "f".into(), 1, None, text.len() as u64, false);
+        let w = Window {
+            offset: 1,
+            limit: None,
+            max_bytes: MAX_RETURN_BYTES,
+        };
+        let first = page(text.clone(), "f".into(), w, text.len() as u64, false);
         assert!(first.content.len() <= MAX_RETURN_BYTES);
         assert!(first.truncated);
         let next = first.next_offset.unwrap();
         assert_eq!(next, first.end_line + 1);
         let huge = "y".repeat(MAX_RETURN_BYTES * 2);
-        let cut = page(&huge, "f".into(), 1, None, huge.len() as u64, false);
+        let cut = page(huge.clone(), "f".into(), w, huge.len() as u64, false);
         assert_eq!(cut.content.len(), MAX_RETURN_BYTES);
         assert!(cut.truncated);
+        let whole = Window {
+            max_bytes: MAX_RETURN_BYTES_LIMIT,
+            ..w
+        };
+        let all = page(text.clone(), "f".into(), whole, text.len() as u64, false);
+        assert!(!all.truncated && all.content.len() == text.len());
     }
 }

@@ -158,7 +158,7 @@ impl Tool for FilesystemSearch {
         .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         let mut text = String::new();
         for m in &output.matches {
             text.push_str(&format!("{}:{}: {}\n", m.path, m.line_number, m.line));

@@ -122,7 +122,7 @@ impl Tool for FilesystemWrite {
         .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         if output.created {
             format!("Created {} ({} bytes).", output.path, output.bytes_written)
         } else {

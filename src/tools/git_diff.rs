@@ -99,16 +99,17 @@ impl Tool for GitDiff {
             paths.push(resolved.relative().to_string_lossy().into_owned());
         }
         let root = ctx.workspace.root().to_path_buf();
-        tokio::task::spawn_blocking(move || diff(&Repo::open(&root)?, &params, &paths, context))
+        let git = ctx.git.clone();
+        tokio::task::spawn_blocking(move || git.with(&root, |repo| diff(repo, &params, &paths, context)))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         if output.files.is_empty() {
             return format!("No differences ({}).\n", output.compared);
         }
-        let mut text = output.patch.clone();
+        let mut text = output.patch;
         if output.truncated {
             text.push_str(&format!(
                 "\n[execlayer: patch cut at {MAX_PATCH_BYTES} of {} bytes; pass `paths` to see the rest]\n",

@@ -78,12 +78,13 @@ impl Tool for GitStatus {
 
     async fn run(&self, ctx: &ToolContext, _params: Params) -> Result<Output, ToolError> {
         let root = ctx.workspace.root().to_path_buf();
-        tokio::task::spawn_blocking(move || status(&Repo::open(&root)?))
+        let git = ctx.git.clone();
+        tokio::task::spawn_blocking(move || git.with(&root, status))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         let mut text = String::from("## ");
         text.push_str(output.branch.as_deref().unwrap_or("HEAD (detached)"));
         if let Some(up) = &output.upstream {
@@ -154,8 +155,10 @@ fn status(r: &Repo) -> Result<Output, ToolError> {
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false)
+        // Like `git status`: staged renames are found, work-tree renames are
+        // not (that needs every untracked file compared with every deleted one).
         .renames_head_to_index(true)
-        .renames_index_to_workdir(true);
+        .renames_index_to_workdir(false);
     if !r.scope.is_empty() {
         opts.pathspec(&r.scope);
     }

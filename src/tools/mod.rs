@@ -107,6 +107,8 @@ pub struct ToolContext {
     pub policy: Arc<crate::policy::Policy>,
     /// The engine, for tools that make calls of their own (playbooks).
     pub engine: std::sync::Weak<crate::engine::Engine>,
+    /// The workspace's git repository, kept open across calls.
+    pub git: Arc<crate::git::RepoCache>,
 }
 
 /// A tool's result: a readable text block and the structured content.
@@ -158,8 +160,9 @@ pub trait Tool: Send + Sync + 'static {
         params: Self::Params,
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 
-    /// The text block shown to models and people.
-    fn render(output: &Self::Output) -> String;
+    /// The text block shown to models and people (called last, so it may
+    /// move the output's text instead of copying it).
+    fn render(output: Self::Output) -> String;
 
     /// Whether a completed run still counts as a failure (e.g. a non-zero exit).
     fn is_error(_output: &Self::Output) -> bool {
@@ -237,10 +240,10 @@ impl<T: Tool> Prepared for PreparedCall<T> {
     fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             let output = self.tool.run(&ctx, self.params).await?;
-            let text = T::render(&output);
             let is_error = T::is_error(&output);
             let structured = serde_json::to_value(&output)
                 .map_err(|e| ToolError::new(format!("internal error: cannot encode the result: {e}")))?;
+            let text = T::render(output);
             Ok(ToolOutput {
                 text,
                 structured,

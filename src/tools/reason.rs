@@ -160,8 +160,8 @@ impl Tool for Reason {
         })
     }
 
-    fn render(output: &Output) -> String {
-        let mut text = output.content.clone();
+    fn render(output: Output) -> String {
+        let mut text = output.content;
         if output.fell_back {
             text.push_str(&format!(
                 "\n\n[execlayer: answered by the fallback model {} because {}]",

@@ -179,7 +179,7 @@ impl Tool for RunPlaybook {
         !output.completed
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         let mut text = String::new();
         let title = output.playbook.as_deref().unwrap_or("steps");
         text.push_str(&if output.dry_run {

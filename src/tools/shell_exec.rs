@@ -207,7 +207,7 @@ impl Tool for ShellExec {
         output.failed()
     }
 
-    fn render(output: &Output) -> String {
+    fn render(output: Output) -> String {
         let mut text = match (output.exit_code, output.timed_out) {
             (_, true) => format!(
                 "`{}` timed out after {} ms and was killed",

@@ -1,0 +1,155 @@
+//! Criterion micro-benchmarks of the hot paths: path confinement, the
+//! allowlist, patch parse + apply, an audit append, and a whole gated call
+//! next to the same tool run directly (the cost of the gate and the audit).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use execlayer::audit::{AuditLog, AuditRecord, Decision, Door};
+use execlayer::engine::{ApprovalSource, CallOptions, Caller, Engine};
+use execlayer::policy::Risk;
+use execlayer::settings::{RawEnv, Settings, parse_allowlist};
+use execlayer::tools::{Tool, ToolContext};
+use execlayer::workspace::{Access, Workspace};
+use serde_json::json;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    engine: Arc<Engine>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(ws.join("src/deep/er")).expect("mkdir");
+    let line = "the quick brown fox jumps over the lazy dog 0123456789\n";
+    std::fs::write(ws.join("small.txt"), line.repeat(1024 / line.len() + 1)).expect("write");
+    std::fs::write(
+        ws.join("src/deep/er/lib.rs"),
+        (0..200).map(|i| format!("line {i}\n")).collect::<String>(),
+    )
+    .expect("write");
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"approval_mode":"auto","approval_ttl_seconds":300,"approval_timeout_seconds":120,"max_steps_per_run":10,"max_retries_per_tool":2}"#,
+    )
+    .expect("policy");
+    let mut env = RawEnv::new();
+    env.insert("HOME".into(), dir.path().display().to_string());
+    env.insert("EXECUTION_WORKSPACE_ROOT".into(), ws.display().to_string());
+    env.insert("EXECUTION_CONFIG".into(), policy.display().to_string());
+    env.insert(
+        "EXECUTION_AUDIT_LOG".into(),
+        dir.path().join("audit.jsonl").display().to_string(),
+    );
+    let settings = Settings::from_env(&env, dir.path()).expect("settings");
+    Fixture {
+        engine: Engine::new(settings).expect("engine"),
+        _dir: dir,
+    }
+}
+
+fn confinement(c: &mut Criterion) {
+    let f = fixture();
+    let ws: &Workspace = &f.engine.workspace;
+    c.bench_function("workspace/resolve_read_nested", |b| {
+        b.iter(|| ws.resolve(black_box("src/deep/er/lib.rs"), Access::Read))
+    });
+    c.bench_function("workspace/resolve_write_new", |b| {
+        b.iter(|| ws.resolve(black_box("src/deep/er/new_file.rs"), Access::Write))
+    });
+    c.bench_function("workspace/refuse_escape", |b| {
+        b.iter(|| ws.resolve(black_box("../../etc/passwd"), Access::Read))
+    });
+}
+
+fn allowlist(c: &mut Criterion) {
+    let rules = parse_allowlist(execlayer::settings::DEFAULT_SHELL_ALLOWLIST).expect("allowlist");
+    c.bench_function("shell/check_command", |b| {
+        b.iter(|| execlayer::tools::shell_exec::check_command(black_box("cargo test -p core -- --nocapture"), &rules))
+    });
+}
+
+fn patch(c: &mut Criterion) {
+    let f = fixture();
+    let diff = "--- a/src/deep/er/lib.rs\n+++ b/src/deep/er/lib.rs\n@@ -99,3 +99,4 @@\n line 98\n line 99\n+inserted\n line 100\n@@ -150,3 +151,3 @@\n line 149\n-line 150\n+LINE 150\n line 151\n";
+    c.bench_function("patch/plan_two_hunks", |b| {
+        b.iter(|| execlayer::patch::plan(&f.engine.workspace, black_box(diff)).expect("plan"))
+    });
+}
+
+fn audit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
+    let record = AuditRecord {
+        ts: execlayer::audit::now_rfc3339(),
+        request_id: "0123456789abcdef0123456789abcdef".into(),
+        door: Door::Stdio,
+        client: Some("bench".into()),
+        tool: "filesystem_read".into(),
+        risk: Risk::Low,
+        args_digest: "0".repeat(64),
+        args_preview: r#"{"path":"small.txt"}"#.into(),
+        decision: Decision::Allowed,
+        approval: None,
+        dry_run: false,
+        outcome: Some("ok".into()),
+        error: None,
+        duration_ms: 0,
+        run_id: None,
+        step: None,
+    };
+    c.bench_function("audit/append", |b| {
+        b.iter(|| log.append(black_box(&record)).expect("append"))
+    });
+}
+
+/// A read through the whole gate (policy, digest, audit) and the same read
+/// run directly: the difference is what the gate costs.
+fn gate(c: &mut Criterion) {
+    let f = fixture();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let args = json!({"path": "small.txt"}).as_object().cloned();
+    let caller = Caller::new(Door::Stdio);
+    c.bench_function("gate/filesystem_read_1KiB", |b| {
+        b.iter(|| {
+            rt.block_on(f.engine.call(
+                &caller,
+                "filesystem_read",
+                args.clone(),
+                ApprovalSource::IdOnly,
+                CallOptions::default(),
+            ))
+            .expect("call")
+        })
+    });
+    let ctx = ToolContext {
+        workspace: f.engine.workspace.clone(),
+        settings: f.engine.settings.clone(),
+        cancel: Default::default(),
+        progress: Default::default(),
+        policy: f.engine.policy.current(),
+        engine: Default::default(),
+        git: Default::default(),
+    };
+    let tool = execlayer::tools::filesystem_read::FilesystemRead;
+    c.bench_function("direct/filesystem_read_1KiB", |b| {
+        b.iter(|| {
+            let params = execlayer::tools::filesystem_read::Params {
+                path: "small.txt".into(),
+                offset: None,
+                limit: None,
+                max_bytes: None,
+            };
+            rt.block_on(tool.run(&ctx, params)).expect("read")
+        })
+    });
+}
+
+criterion_group!(benches, confinement, allowlist, patch, audit, gate);
+criterion_main!(benches);
