@@ -156,8 +156,16 @@ pub struct CallOptions {
 impl Engine {
     /// Builds the engine from validated settings.
     pub fn new(settings: Settings) -> anyhow::Result<Arc<Self>> {
-        let workspace = Workspace::new(&settings.workspace_root)
+        let mut workspace = Workspace::new(&settings.workspace_root)
             .map_err(|e| anyhow::anyhow!("EXECUTION_WORKSPACE_ROOT {}: {e}", settings.workspace_root.display()))?;
+        // execlayer's own files may sit inside the workspace (the defaults put
+        // config/ in the current directory): an agent must not rewrite its policy.
+        workspace.protect(&settings.config_path, "policy file", false);
+        workspace.protect(&settings.playbooks_dir, "playbooks folder", false);
+        workspace.protect(&settings.audit_log, "audit log", false);
+        if let Some(env_file) = &settings.env_file {
+            workspace.protect(env_file, ".env file (it may hold the token)", true);
+        }
         let registry = Registry::builtin();
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)

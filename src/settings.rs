@@ -46,6 +46,8 @@ pub struct Settings {
     pub playbooks_dir: PathBuf,
     /// The JSONL audit log.
     pub audit_log: PathBuf,
+    /// The `.env` file the settings were read from, if any.
+    pub env_file: Option<PathBuf>,
     /// Command prefixes `shell_exec` may run, each a list of argv words.
     pub shell_allowlist: Vec<Vec<String>>,
     /// Upper bound for a `shell_exec` call's `timeout_secs`.
@@ -95,15 +97,22 @@ impl Settings {
     /// which wins, and validates the result.
     pub fn load(cwd: &Path) -> Result<Self, SettingsError> {
         let mut env = RawEnv::new();
-        if let Ok(iter) = dotenvy::from_path_iter(cwd.join(".env")) {
-            for (key, value) in iter.flatten() {
-                env.insert(key, value);
+        let env_file = cwd.join(".env");
+        let found = match dotenvy::from_path_iter(&env_file) {
+            Ok(iter) => {
+                for (key, value) in iter.flatten() {
+                    env.insert(key, value);
+                }
+                true
             }
-        }
+            Err(_) => false,
+        };
         for (key, value) in std::env::vars() {
             env.insert(key, value);
         }
-        Self::from_env(&env, cwd)
+        let mut settings = Self::from_env(&env, cwd)?;
+        settings.env_file = found.then_some(env_file);
+        Ok(settings)
     }
 
     /// Validates `env`; relative paths are taken from `cwd`.
@@ -203,6 +212,7 @@ impl Settings {
             config_path,
             playbooks_dir,
             audit_log,
+            env_file: None,
             shell_allowlist,
             shell_max_timeout,
             state_key,

@@ -43,6 +43,8 @@ pub enum PathError {
     GitInternals(String),
     #[error("path {0:?} contains invisible or direction-changing Unicode characters; rename it with plain characters")]
     InvisibleChars(String),
+    #[error("path {path:?} is execlayer's {what}; tools cannot change it (an operator edits it, or uses the REST API)")]
+    Protected { path: String, what: &'static str },
     #[error("path {0:?} is empty; give a file path relative to the workspace root")]
     Empty(String),
     #[error("cannot inspect {path:?}: {message}")]
@@ -53,6 +55,20 @@ pub enum PathError {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
+    /// Files and folders of execlayer's own that may lie inside the workspace
+    /// (the policy file, playbooks, the audit log, `.env`): never written by
+    /// tools; secrets (`.env`) are not read either.
+    protected: Vec<Protected>,
+}
+
+/// A path of execlayer's own, and what tools may not do with it.
+#[derive(Debug, Clone)]
+struct Protected {
+    /// Canonical path (the parent canonicalized when the file does not exist yet).
+    path: PathBuf,
+    /// Reading is refused too (it holds secrets).
+    secret: bool,
+    what: &'static str,
 }
 
 /// A path that was resolved inside the workspace. `physical` has every symlink
@@ -99,7 +115,34 @@ impl Workspace {
                 format!("{} is not a directory", root.display()),
             ));
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            protected: Vec::new(),
+        })
+    }
+
+    /// Marks `path` (a file or a folder) as execlayer's own: tools may not
+    /// write it, and may not read it either when it is `secret`.
+    pub fn protect(&mut self, path: &Path, what: &'static str, secret: bool) {
+        let canonical = path.canonicalize().ok().or_else(|| {
+            let parent = path.parent()?.canonicalize().ok()?;
+            Some(parent.join(path.file_name()?))
+        });
+        if let Some(path) = canonical {
+            self.protected.push(Protected { path, secret, what });
+        }
+    }
+
+    fn check_protected(&self, physical: &Path, access: Access, raw: &str) -> Result<(), PathError> {
+        for p in &self.protected {
+            if physical.starts_with(&p.path) && (access == Access::Write || p.secret) {
+                return Err(PathError::Protected {
+                    path: raw.to_owned(),
+                    what: p.what,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The canonical root directory.
@@ -150,6 +193,7 @@ impl Workspace {
             // The target of a link may itself live under `.git`.
             check_write_components(relative.iter(), raw)?;
         }
+        self.check_protected(&physical, access, raw)?;
         Ok(WorkspacePath { physical, relative })
     }
 

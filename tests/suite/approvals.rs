@@ -448,3 +448,74 @@ async fn an_expired_request_state_is_refused() {
     assert_tool_error(&r, "requestState is invalid");
     assert!(!env.path("out.txt").exists());
 }
+
+#[tokio::test]
+async fn no_tool_can_rewrite_the_policy_playbooks_audit_or_read_the_env_file() {
+    // The defaults put config/ in the current directory; here that is inside the workspace.
+    let mut env = TestEnv::strict();
+    let config = env.ws.join("config/execution_layer_config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::copy(&env.config, &config).unwrap();
+    env.set_var("EXECUTION_CONFIG", config.to_str().unwrap());
+    env.set_var("EXECUTION_AUDIT_LOG", env.ws.join("audit.jsonl").to_str().unwrap());
+    let before = std::fs::read_to_string(&config).unwrap();
+    let core = env.core();
+    let client = connect(
+        &core,
+        client_config(ProtocolVersion::V_2025_11_25, ClientCapabilities::default()),
+    )
+    .await;
+    let auto = before.replace("require_approval", "auto");
+    // Even with an operator's approval, the write is refused by confinement.
+    let grant = core.engine.approvals.grant_tool(
+        "filesystem_write",
+        execlayer::policy::Risk::Medium,
+        "op",
+        Duration::from_secs(60),
+    );
+    let r = call(
+        &client,
+        "filesystem_write",
+        json!({"path": "config/execution_layer_config.json", "content": auto, "approval_id": grant.id}),
+    )
+    .await;
+    assert_tool_error(&r, "execlayer's policy file");
+    let patch = "--- a/config/playbooks/x.json\n+++ b/config/playbooks/x.json\n@@ -0,0 +1 @@\n+{}\n";
+    let r = call(
+        &client,
+        "apply_patch",
+        json!({"patch": patch.replace("--- a/config/playbooks/x.json", "--- /dev/null"), "dry_run": true}),
+    )
+    .await;
+    assert_tool_error(&r, "playbooks folder");
+    let r = call(
+        &client,
+        "apply_patch",
+        json!({"patch": "--- a/audit.jsonl\n+++ b/audit.jsonl\n@@ -1 +1 @@\n-x\n+y\n", "dry_run": true}),
+    )
+    .await;
+    assert_tool_error(&r, "audit log");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
+    assert_eq!(
+        core.engine.policy.current().approval_mode,
+        execlayer::policy::ApprovalMode::RequireApproval
+    );
+
+    // The .env file the server read its settings from is not readable either.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "EXECUTION_TOKEN=super-secret-token\n").unwrap();
+    let settings = execlayer::settings::Settings::load(dir.path()).unwrap();
+    assert!(settings.env_file.is_some());
+    let engine = execlayer::engine::Engine::new(execlayer::settings::Settings {
+        workspace_root: dir.path().to_path_buf(),
+        config_path: env.config.clone(),
+        audit_log: env.audit.clone(),
+        ..settings
+    })
+    .unwrap();
+    let err = engine
+        .workspace
+        .resolve(".env", execlayer::workspace::Access::Read)
+        .unwrap_err();
+    assert!(err.to_string().contains(".env file"), "{err}");
+}
