@@ -1,10 +1,54 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, lints, and every test.
-# Installs what the tests need when it is missing (a fresh machine has only
-# the Rust toolchain, Node/npm, Python 3 and apt).
+# The project's test command (CI runs exactly this): formatting, lints, every
+# Rust test, then the official MCP SDK clients (Python and TypeScript) and the
+# dashboard in headless Chromium against the built server.
+#
+# It installs what it needs when missing: a Python venv with the pinned `mcp`
+# SDK (target/interop/venv), the pinned npm packages (tests/interop/node), and
+# Debian's chromium (apt, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+# Longer soak and the root-only fault tests in CI; quicker by hand.
+if [ -n "${CI:-}" ]; then
+  export EXECLAYER_SOAK_SECS="${EXECLAYER_SOAK_SECS:-60}"
+  export EXECLAYER_REQUIRE_ROOT_TESTS="${EXECLAYER_REQUIRE_ROOT_TESTS:-1}"
+fi
 
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
 cargo fmt --all -- --check
+
+step "lints"
 cargo clippy --all-targets --locked -- -D warnings
+
+step "Rust tests (unit, integration through real MCP clients, schemas)"
 cargo test --locked
+
+BIN="$PWD/target/debug/execlayer"
+
+step "official Python SDK (mcp, pinned)"
+VENV=target/interop/venv
+STAMP="$VENV/.requirements.sha256"
+WANT=$(sha256sum tests/interop/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+  echo "$WANT" > "$STAMP"
+fi
+"$VENV/bin/python" tests/interop/python_sdk.py --server-bin "$BIN"
+
+step "official TypeScript SDK and the dashboard in Chromium"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing: install Debian's chromium package (sudo apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+(cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/interop/node && EXECLAYER_BIN="$BIN" node --test)
