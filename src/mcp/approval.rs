@@ -61,18 +61,20 @@ impl Seals {
         })
     }
 
-    fn associated_data(tool: &str, digest: &str) -> Vec<u8> {
-        format!("execlayer/approval/v1\0{tool}\0{digest}").into_bytes()
+    /// What the seal binds besides its own payload: the tool, the argument
+    /// digest and the caller (the client's declared name).
+    fn associated_data(tool: &str, digest: &str, caller: &str) -> Vec<u8> {
+        format!("execlayer/approval/v1\0{tool}\0{digest}\0{caller}").into_bytes()
     }
 
     /// A state bound to `tool` and `digest`, valid for `ttl`.
-    pub fn seal(&self, tool: &str, digest: &str, ttl: Duration) -> Result<String, McpError> {
+    pub fn seal(&self, tool: &str, digest: &str, caller: &str, ttl: Duration) -> Result<String, McpError> {
         let payload = SealedApproval {
             nonce: crate::policy::approvals::new_id(),
             tool: tool.to_owned(),
             digest: digest.to_owned(),
         };
-        let ad = Self::associated_data(tool, digest);
+        let ad = Self::associated_data(tool, digest, caller);
         self.codec
             .seal_json_with(&payload, &SealOptions::new().associated_data(&ad).ttl(ttl))
             .map_err(|e| McpError::internal_error(format!("cannot seal the request state: {e}"), None))
@@ -80,9 +82,9 @@ impl Seals {
 
     /// Opens a state for `tool` and `digest` and marks it used. The error is
     /// deliberately the same for every kind of failure.
-    pub fn open(&self, sealed: &str, tool: &str, digest: &str, ttl: Duration) -> Result<(), String> {
+    pub fn open(&self, sealed: &str, tool: &str, digest: &str, caller: &str, ttl: Duration) -> Result<(), String> {
         const REFUSED: &str = "the requestState is invalid, expired, already used, or was issued for other arguments; call the tool again without it";
-        let ad = Self::associated_data(tool, digest);
+        let ad = Self::associated_data(tool, digest, caller);
         let payload: SealedApproval = self.codec.open_json_with(sealed, &ad).map_err(|_| REFUSED.to_owned())?;
         if payload.tool != tool || payload.digest != digest {
             return Err(REFUSED.to_owned());
@@ -166,9 +168,17 @@ pub enum Channel {
     IdOnly,
     Elicit(ElicitApprover),
     /// 2026-07-28 first round: answer `input_required`.
-    Defer(std::sync::Arc<Seals>),
+    Defer {
+        seals: std::sync::Arc<Seals>,
+        caller: String,
+    },
     /// 2026-07-28 retry whose state and answer were checked.
     Answered(ApprovalAnswer),
+}
+
+/// The caller a sealed state is bound to: the client's declared name.
+fn caller_name(context: &RequestContext<RoleServer>) -> String {
+    context.client_info().map(|c| c.name).unwrap_or_default()
 }
 
 fn can_elicit(context: &RequestContext<RoleServer>) -> bool {
@@ -193,7 +203,7 @@ impl Channel {
             let digest = engine
                 .approval_digest(&request.name, request.arguments.as_ref())
                 .unwrap_or_else(|| call_digest(request.arguments.as_ref()));
-            if let Err(reason) = seals.open(state, &request.name, &digest, ttl) {
+            if let Err(reason) = seals.open(state, &request.name, &digest, &caller_name(context), ttl) {
                 return Channel::Answered(ApprovalAnswer::Denied(reason));
             }
             let answer = request
@@ -213,7 +223,10 @@ impl Channel {
             return Channel::IdOnly;
         }
         if modern {
-            Channel::Defer(seals.clone())
+            Channel::Defer {
+                seals: seals.clone(),
+                caller: caller_name(context),
+            }
         } else {
             Channel::Elicit(ElicitApprover {
                 peer: context.peer.clone(),
@@ -225,7 +238,7 @@ impl Channel {
         match self {
             Channel::IdOnly => ApprovalSource::IdOnly,
             Channel::Elicit(approver) => ApprovalSource::Ask(approver),
-            Channel::Defer(_) => ApprovalSource::Defer,
+            Channel::Defer { .. } => ApprovalSource::Defer,
             Channel::Answered(ApprovalAnswer::Approved) => ApprovalSource::Granted {
                 via: "input_required",
                 id: None,
@@ -243,10 +256,10 @@ impl Channel {
         request: &CallToolRequestParams,
         question: &ApprovalQuestion,
     ) -> Result<CallToolResponse, McpError> {
-        let Channel::Defer(seals) = self else {
+        let Channel::Defer { seals, caller } = self else {
             return Err(McpError::internal_error("approval needed but no channel can ask", None));
         };
-        let state = seals.seal(&request.name, &question.args_digest, question.timeout)?;
+        let state = seals.seal(&request.name, &question.args_digest, caller, question.timeout)?;
         let mut requests = BTreeMap::new();
         requests.insert(
             INPUT_KEY.to_owned(),

@@ -16,7 +16,7 @@ use crate::common::*;
 
 /// How the test's human answers an approval question.
 #[derive(Clone, Copy, Debug)]
-enum Answer {
+pub(crate) enum Answer {
     Yes,
     No,
     Decline,
@@ -27,14 +27,14 @@ enum Answer {
 }
 
 #[derive(Clone)]
-struct Human {
+pub(crate) struct Human {
     answer: Answer,
     version: ProtocolVersion,
     asked: Arc<Mutex<Vec<String>>>,
 }
 
 impl Human {
-    fn new(answer: Answer, version: ProtocolVersion) -> Self {
+    pub(crate) fn new(answer: Answer, version: ProtocolVersion) -> Self {
         Self {
             answer,
             version,
@@ -42,7 +42,7 @@ impl Human {
         }
     }
 
-    fn questions(&self) -> Vec<String> {
+    pub(crate) fn questions(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
     }
 }

@@ -570,3 +570,48 @@ async fn fifty_concurrent_clients_each_get_every_answer_and_one_audit_line() {
     ids.dedup();
     assert_eq!(ids.len(), before, "no approval id was consumed twice");
 }
+
+#[tokio::test]
+async fn elicitation_works_over_streamable_http_sessions_in_both_eras() {
+    use crate::suite::approvals::{Answer, Human};
+    for (answer, version) in [
+        (Answer::Yes, ProtocolVersion::V_2025_11_25),
+        (Answer::Decline, ProtocolVersion::V_2025_11_25),
+        (Answer::Yes, ProtocolVersion::V_2026_07_28),
+        (Answer::Decline, ProtocolVersion::V_2026_07_28),
+    ] {
+        let env = with_token(TestEnv::strict());
+        let server = env.http().await;
+        let human = Human::new(answer, version.clone());
+        let client = if version >= ProtocolVersion::V_2026_07_28 {
+            rmcp::ClientServiceExt::serve_with_lifecycle(
+                human.clone(),
+                mcp_transport(&server, Some(TOKEN)),
+                rmcp::ClientLifecycleMode::Discover {
+                    preferred_versions: vec![version.clone()],
+                },
+            )
+            .await
+            .unwrap()
+        } else {
+            human.clone().serve(mcp_transport(&server, Some(TOKEN))).await.unwrap()
+        };
+        let r = call(
+            &client,
+            "filesystem_write",
+            json!({"path": "h.txt", "content": "over http"}),
+        )
+        .await;
+        assert_eq!(human.questions().len(), 1, "{answer:?} {version}");
+        match answer {
+            Answer::Yes => {
+                assert!(!is_error(&r), "{version}: {}", text(&r));
+                assert_eq!(env.read("h.txt"), "over http");
+            }
+            _ => {
+                assert_tool_error(&r, "declined");
+                assert!(!env.path("h.txt").exists());
+            }
+        }
+    }
+}
