@@ -2,6 +2,7 @@ mod agent;
 mod approvals;
 mod cancel;
 mod confinement;
+mod fuzz;
 mod git;
 mod http;
 mod patch_scenarios;
