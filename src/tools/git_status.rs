@@ -1,6 +1,6 @@
 //! `git_status`: branch, upstream and changed paths, through libgit2.
 
-use git2::{BranchType, Status, StatusOptions};
+use git2::{BranchType, Delta, DiffOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -151,53 +151,9 @@ fn status(r: &Repo) -> Result<Output, ToolError> {
                 .map_err(|e| git_error("cannot count ahead/behind", e))?;
         }
     }
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        // Like `git status`: staged renames are found, work-tree renames are
-        // not (that needs every untracked file compared with every deleted one).
-        .renames_head_to_index(true)
-        .renames_index_to_workdir(false);
-    if !r.scope.is_empty() {
-        opts.pathspec(&r.scope);
-    }
-    let statuses = repo
-        .statuses(Some(&mut opts))
-        .map_err(|e| git_error("cannot read the status", e))?;
-    let mut entries = Vec::new();
-    let mut truncated = false;
-    for s in statuses.iter() {
-        let st = s.status();
-        if st.is_ignored() {
-            continue;
-        }
-        let (new_path, old_path) = match (s.head_to_index(), s.index_to_workdir()) {
-            (Some(d), _) if st.is_index_renamed() => (d.new_file().path(), d.old_file().path()),
-            (_, Some(d)) if st.is_wt_renamed() => (d.new_file().path(), d.old_file().path()),
-            _ => (s.path().ok().map(std::path::Path::new), None),
-        };
-        let Some(path) = new_path.map(|p| p.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        let Some(path) = r.to_workspace(&path).map(str::to_owned) else {
-            continue;
-        };
-        if entries.len() == MAX_ENTRIES {
-            truncated = true;
-            break;
-        }
-        let renamed_from = old_path
-            .map(|p| p.to_string_lossy().into_owned())
-            .filter(|p| *p != path)
-            .map(|p| r.to_workspace(&p).map(str::to_owned).unwrap_or_else(|| p.clone()));
-        entries.push(Entry {
-            path,
-            renamed_from,
-            index: index_change(st),
-            worktree: worktree_change(st),
-        });
-    }
+    let mut entries = changes(r)?;
+    let truncated = entries.len() > MAX_ENTRIES;
+    entries.truncate(MAX_ENTRIES);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Output {
         clean: entries.is_empty(),
@@ -211,38 +167,190 @@ fn status(r: &Repo) -> Result<Output, ToolError> {
     })
 }
 
-fn index_change(st: Status) -> Option<Change> {
-    if st.is_conflicted() {
-        Some(Change::Conflicted)
-    } else if st.is_index_new() {
-        Some(Change::Added)
-    } else if st.is_index_modified() {
-        Some(Change::Modified)
-    } else if st.is_index_deleted() {
-        Some(Change::Deleted)
-    } else if st.is_index_renamed() {
-        Some(Change::Renamed)
-    } else if st.is_index_typechange() {
-        Some(Change::Typechange)
+/// Index entries above which the work tree is scanned by two threads.
+const PARALLEL_FROM: usize = 1_000;
+
+/// What `git status` reports, computed the way libgit2's status is (HEAD
+/// against the index with staged rename detection, then the index against the
+/// work tree with untracked files), but with the work-tree half, which is one
+/// `lstat` per file, split across two threads for large repositories.
+fn changes(r: &Repo) -> Result<Vec<Entry>, ToolError> {
+    let repo = &r.repo;
+    let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+    let head_tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    let mut staged_opts = DiffOptions::new();
+    staged_opts.include_typechange(true);
+    if !r.scope.is_empty() {
+        staged_opts.pathspec(&r.scope);
+    }
+    let mut staged = repo
+        .diff_tree_to_index(head_tree.as_ref(), Some(&index), Some(&mut staged_opts))
+        .map_err(|e| git_error("cannot compare HEAD with the index", e))?;
+    let mut find = git2::DiffFindOptions::new();
+    find.renames(true);
+    staged
+        .find_similar(Some(&mut find))
+        .map_err(|e| git_error("cannot detect renames", e))?;
+
+    let mut by_path: std::collections::BTreeMap<String, Entry> = std::collections::BTreeMap::new();
+    for delta in staged.deltas() {
+        let Some(change) = staged_change(delta.status()) else {
+            continue;
+        };
+        let Some(path) = delta_path(r, &delta) else { continue };
+        let renamed_from = (change == Change::Renamed)
+            .then(|| delta.old_file().path().map(|p| p.to_string_lossy().into_owned()))
+            .flatten()
+            .map(|p| r.to_workspace(&p).map(str::to_owned).unwrap_or(p));
+        let entry = by_path.entry(path.clone()).or_insert_with(|| Entry::new(path));
+        entry.index = Some(change);
+        entry.renamed_from = renamed_from;
+    }
+
+    let groups = split_for_threads(r, &index);
+    let worktree: Vec<Vec<(String, Change)>> = if groups.len() < 2 {
+        vec![worktree_changes(r, repo, groups.first().map(Vec::as_slice))?]
     } else {
-        None
+        let workdir = repo.workdir().map(std::path::Path::to_path_buf);
+        std::thread::scope(|scope| {
+            let Some((first, rest)) = groups.split_first() else {
+                return Ok(Vec::new());
+            };
+            let helpers: Vec<_> = rest
+                .iter()
+                .map(|group| {
+                    let workdir = workdir.clone();
+                    let scope_prefix = r.scope.clone();
+                    scope.spawn(move || {
+                        let other = Repo {
+                            repo: git2::Repository::open(workdir.as_deref().unwrap_or(std::path::Path::new(".")))
+                                .map_err(|e| git_error("cannot open the repository", e))?,
+                            scope: scope_prefix,
+                        };
+                        worktree_changes(&other, &other.repo, Some(group))
+                    })
+                })
+                .collect();
+            let mut all = vec![worktree_changes(r, repo, Some(first))?];
+            for h in helpers {
+                all.push(
+                    h.join()
+                        .map_err(|_| ToolError::new("internal error: a status thread panicked"))??,
+                );
+            }
+            Ok::<_, ToolError>(all)
+        })?
+    };
+    for (path, change) in worktree.into_iter().flatten() {
+        by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
+    }
+    Ok(by_path.into_values().collect())
+}
+
+impl Entry {
+    fn new(path: String) -> Self {
+        Self {
+            path,
+            renamed_from: None,
+            index: None,
+            worktree: None,
+        }
     }
 }
 
-fn worktree_change(st: Status) -> Option<Change> {
-    if st.is_conflicted() {
-        Some(Change::Conflicted)
-    } else if st.is_wt_new() {
-        Some(Change::Untracked)
-    } else if st.is_wt_modified() {
-        Some(Change::Modified)
-    } else if st.is_wt_deleted() {
-        Some(Change::Deleted)
-    } else if st.is_wt_renamed() {
-        Some(Change::Renamed)
-    } else if st.is_wt_typechange() {
-        Some(Change::Typechange)
-    } else {
-        None
+/// The changed path of a delta, relative to the workspace; `None` outside it.
+fn delta_path(r: &Repo, delta: &git2::DiffDelta<'_>) -> Option<String> {
+    let path = delta.new_file().path().or_else(|| delta.old_file().path())?;
+    r.to_workspace(&path.to_string_lossy()).map(str::to_owned)
+}
+
+fn staged_change(delta: Delta) -> Option<Change> {
+    Some(match delta {
+        Delta::Added | Delta::Copied => Change::Added,
+        Delta::Deleted => Change::Deleted,
+        Delta::Modified => Change::Modified,
+        Delta::Renamed => Change::Renamed,
+        Delta::Typechange => Change::Typechange,
+        Delta::Conflicted => Change::Conflicted,
+        _ => return None,
+    })
+}
+
+/// The index against the work tree, limited to `pathspecs` when given.
+fn worktree_changes(
+    r: &Repo,
+    repo: &git2::Repository,
+    pathspecs: Option<&[String]>,
+) -> Result<Vec<(String, Change)>, ToolError> {
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_typechange(true)
+        .disable_pathspec_match(true);
+    match pathspecs {
+        Some(specs) => specs.iter().for_each(|p| {
+            opts.pathspec(p);
+        }),
+        None if !r.scope.is_empty() => {
+            opts.pathspec(&r.scope);
+        }
+        None => {}
     }
+    let diff = repo
+        .diff_index_to_workdir(None, Some(&mut opts))
+        .map_err(|e| git_error("cannot compare the index with the work tree", e))?;
+    Ok(diff
+        .deltas()
+        .filter_map(|delta| {
+            let change = match delta.status() {
+                Delta::Untracked => Change::Untracked,
+                Delta::Modified => Change::Modified,
+                Delta::Deleted => Change::Deleted,
+                Delta::Typechange => Change::Typechange,
+                Delta::Conflicted => Change::Conflicted,
+                _ => return None,
+            };
+            Some((delta_path(r, &delta)?, change))
+        })
+        .collect())
+}
+
+/// Splits the top-level names under the workspace into two groups of about
+/// equal index size (literal pathspecs), or returns one group for small repos.
+fn split_for_threads(r: &Repo, index: &git2::Index) -> Vec<Vec<String>> {
+    if index.len() < PARALLEL_FROM {
+        return Vec::new();
+    }
+    let mut weight: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for entry in index.iter() {
+        let path = String::from_utf8_lossy(&entry.path).into_owned();
+        let Some(rest) = path.strip_prefix(r.scope.as_str()) else {
+            continue;
+        };
+        let top = rest.split('/').next().unwrap_or(rest).to_owned();
+        *weight.entry(top).or_default() += 1;
+    }
+    // Untracked top-level names count too (they are scanned as well).
+    if let Some(dir) = r.repo.workdir().map(|w| w.join(&r.scope))
+        && let Ok(list) = std::fs::read_dir(dir)
+    {
+        for e in list.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name != ".git" {
+                weight.entry(name).or_insert(1);
+            }
+        }
+    }
+    if weight.len() < 2 {
+        return Vec::new();
+    }
+    let mut names: Vec<(String, usize)> = weight.into_iter().collect();
+    names.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut groups: [(usize, Vec<String>); 2] = [(0, Vec::new()), (0, Vec::new())];
+    for (name, w) in names {
+        let lighter = usize::from(groups[1].0 < groups[0].0);
+        groups[lighter].0 += w;
+        groups[lighter].1.push(format!("{}{name}", r.scope));
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }

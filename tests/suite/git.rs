@@ -188,3 +188,70 @@ async fn a_workspace_inside_a_larger_repository_sees_only_its_own_paths() {
     assert!(!text(&r).contains("secret"), "{}", text(&r));
     assert_eq!(structured(&r)["files"][0]["path"], "inside.txt");
 }
+
+/// A repository big enough for the two-thread scan agrees with `git status`.
+#[tokio::test]
+async fn status_of_a_large_repository_matches_the_git_cli() {
+    let env = TestEnv::new();
+    let mut files: Vec<(String, String)> = Vec::new();
+    for d in 0..12 {
+        for f in 0..100 {
+            files.push((
+                format!("pkg{d:02}/file{f:03}.txt"),
+                format!("content {d} {f}\nsecond line\n"),
+            ));
+        }
+    }
+    files.push(("top.txt".into(), "top\n".into()));
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&borrowed);
+    env.write("pkg00/file001.txt", "changed\n");
+    env.write("pkg07/file050.txt", "changed too\n");
+    std::fs::remove_file(env.path("pkg03/file003.txt")).unwrap();
+    env.write("pkg11/new.txt", "staged new\n");
+    env.git(&["add", "pkg11/new.txt"]);
+    env.git(&["mv", "pkg02/file010.txt", "pkg09/moved.txt"]);
+    env.write("pkg05/file005.txt", "staged and then changed again\n");
+    env.git(&["add", "pkg05/file005.txt"]);
+    env.write("pkg05/file005.txt", "and again\n");
+    env.write("brand/new/dir.txt", "untracked\n");
+    env.write("pkg04/untracked.txt", "untracked\n");
+    env.write("top.txt", "top changed\n");
+
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    let mut ours: Vec<String> = structured(&r)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let code = |v: &Value| match v.as_str() {
+                None => ' ',
+                Some("added") => 'A',
+                Some("modified") => 'M',
+                Some("deleted") => 'D',
+                Some("renamed") => 'R',
+                Some("typechange") => 'T',
+                Some("untracked") => '?',
+                Some(other) => panic!("unexpected {other}"),
+            };
+            let (x, y) = if e["worktree"] == "untracked" {
+                ('?', '?')
+            } else {
+                (code(&e["index"]), code(&e["worktree"]))
+            };
+            match e["renamed_from"].as_str() {
+                Some(from) => format!("{x}{y} {from} -> {}", e["path"].as_str().unwrap()),
+                None => format!("{x}{y} {}", e["path"].as_str().unwrap()),
+            }
+        })
+        .collect();
+    ours.sort();
+    let mut theirs: Vec<String> = env
+        .git(&["status", "--porcelain", "-uall"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+}
