@@ -345,7 +345,7 @@ fn split_for_threads(r: &Repo, index: &git2::Index) -> Vec<Vec<String>> {
         return Vec::new();
     }
     let mut names: Vec<(String, usize)> = weight.into_iter().collect();
-    names.sort_by(|a, b| b.1.cmp(&a.1));
+    names.sort_by_key(|(_, w)| std::cmp::Reverse(*w));
     let mut groups: [(usize, Vec<String>); 2] = [(0, Vec::new()), (0, Vec::new())];
     for (name, w) in names {
         let lighter = usize::from(groups[1].0 < groups[0].0);
