@@ -141,14 +141,23 @@ fn list(
         )));
     }
     let mut builder = walker(dir.physical(), if recursive { None } else { Some(1) });
-    builder.sort_by_file_name(|a, b| a.cmp(b));
+    if recursive {
+        // Tree order, deterministic. (For one level the walker's sort would
+        // also read every subdirectory to sort it: sort the level here instead.)
+        builder.sort_by_file_name(|a, b| a.cmp(b));
+    }
     let mut entries = Vec::new();
     let mut truncated = false;
-    for item in builder.build() {
-        let Ok(item) = item else { continue };
-        if item.depth() == 0 {
-            continue;
-        }
+    let walk = builder.build().flatten().filter(|i| i.depth() > 0);
+    let items: Box<dyn Iterator<Item = ignore::DirEntry>> = if recursive {
+        // Streamed, so a huge tree stops at `max`.
+        Box::new(walk)
+    } else {
+        let mut level: Vec<ignore::DirEntry> = walk.collect();
+        level.sort_by(|a, b| a.file_name().cmp(b.file_name()));
+        Box::new(level.into_iter())
+    };
+    for item in items {
         if entries.len() == max {
             truncated = true;
             break;
