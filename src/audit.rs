@@ -34,6 +34,8 @@ pub enum Decision {
     ApprovalRequired,
     Disabled,
     BudgetExhausted,
+    /// The request could not be served: an unknown tool or malformed arguments.
+    Invalid,
 }
 
 /// How an approval was given (or refused).

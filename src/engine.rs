@@ -204,7 +204,8 @@ impl Engine {
         }
     }
 
-    /// Runs one call through the gate.
+    /// Runs one call through the gate. Requests that cannot be served (an
+    /// unknown tool, malformed arguments) are audited too, as `invalid`.
     pub async fn call(
         &self,
         caller: &Caller,
@@ -214,6 +215,54 @@ impl Engine {
         opts: CallOptions,
     ) -> Result<CallOutcome, GateError> {
         let started = Instant::now();
+        let preview_args = args.as_ref().map(|a| preview(&Value::Object(a.clone())));
+        let result = self.gate(caller, tool_name, args, approval, opts, started).await;
+        if let Err(e) = &result {
+            self.record_invalid(caller, tool_name, preview_args.unwrap_or_default(), e, started);
+        }
+        result
+    }
+
+    fn record_invalid(
+        &self,
+        caller: &Caller,
+        tool_name: &str,
+        args_preview: String,
+        error: &GateError,
+        started: Instant,
+    ) {
+        let record = AuditRecord {
+            ts: now_rfc3339(),
+            request_id: crate::policy::approvals::new_id(),
+            door: caller.door,
+            client: caller.client.clone(),
+            tool: crate::tools::truncate_str(tool_name, 100).0.to_owned(),
+            risk: self.policy.current().risk(tool_name),
+            args_digest: String::new(),
+            args_preview,
+            decision: Decision::Invalid,
+            approval: None,
+            dry_run: false,
+            outcome: None,
+            error: Some(crate::tools::truncate_str(&error.to_string(), 300).0.to_owned()),
+            duration_ms: started.elapsed().as_millis() as u64,
+            run_id: caller.run.as_ref().map(|(id, _)| id.clone()),
+            step: caller.run.as_ref().map(|(_, step)| *step),
+        };
+        if let Err(e) = self.audit.append(&record) {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
+    async fn gate(
+        &self,
+        caller: &Caller,
+        tool_name: &str,
+        args: Option<Map<String, Value>>,
+        approval: ApprovalSource<'_>,
+        opts: CallOptions,
+        started: Instant,
+    ) -> Result<CallOutcome, GateError> {
         let tool = self
             .registry
             .get(tool_name)

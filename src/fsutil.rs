@@ -30,6 +30,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8], create_dirs: bool) -> io::Result<
     Ok(())
 }
 
+/// Suffix of the temp files that atomic writes stage beside their target.
+pub const TEMP_SUFFIX: &str = ".execlayer.tmp";
+
+/// Removes temp files (`.NAME.<id>.execlayer.tmp`) older than `min_age` that
+/// a crash left under `root` (honouring .gitignore). Returns how many.
+pub fn remove_stale_temp_files(root: &Path, min_age: std::time::Duration) -> usize {
+    let mut removed = 0;
+    let now = std::time::SystemTime::now();
+    for entry in crate::tools::filesystem_list::walker(root, None).build().flatten() {
+        let name = entry.file_name().to_string_lossy();
+        let is_temp = name.starts_with('.') && name.ends_with(TEMP_SUFFIX);
+        if !(is_temp && entry.file_type().is_some_and(|t| t.is_file())) {
+            continue;
+        }
+        let old_enough = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= min_age);
+        if old_enough && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Whether `bytes` look binary: a NUL byte in the first 8 KiB (git's rule).
 pub fn looks_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8192)].contains(&0)
@@ -58,7 +85,7 @@ pub fn stage_file(path: &Path, bytes: &[u8]) -> io::Result<std::path::PathBuf> {
     });
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".{}.execlayer.tmp", crate::policy::approvals::new_id()));
+    tmp_name.push(format!(".{}{TEMP_SUFFIX}", crate::policy::approvals::new_id()));
     let tmp = dir.join(tmp_name);
     let result = (|| {
         let mut file = OpenOptions::new()

@@ -23,6 +23,14 @@ impl Core {
     pub fn start(engine: Arc<Engine>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let hub = Hub::start(&engine)?;
         spawn_policy_watcher(engine.clone(), shutdown);
+        let sweep = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let removed =
+                crate::fsutil::remove_stale_temp_files(sweep.workspace.root(), std::time::Duration::from_secs(60));
+            if removed > 0 {
+                tracing::info!(removed, "removed temp files left by an interrupted write");
+            }
+        });
         let history = engine.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = history.audit.count_history() {

@@ -69,6 +69,8 @@ struct Protected {
     /// Reading is refused too (it holds secrets).
     secret: bool,
     what: &'static str,
+    /// (device, inode) of the file, to catch hard links to it.
+    inode: Option<(u64, u64)>,
 }
 
 /// A path that was resolved inside the workspace. `physical` has every symlink
@@ -129,17 +131,46 @@ impl Workspace {
             Some(parent.join(path.file_name()?))
         });
         if let Some(path) = canonical {
-            self.protected.push(Protected { path, secret, what });
+            use std::os::unix::fs::MetadataExt;
+            let inode = std::fs::metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| (m.dev(), m.ino()));
+            self.protected.push(Protected {
+                path,
+                secret,
+                what,
+                inode,
+            });
         }
     }
 
     fn check_protected(&self, physical: &Path, access: Access, raw: &str) -> Result<(), PathError> {
-        for p in &self.protected {
-            if physical.starts_with(&p.path) && (access == Access::Write || p.secret) {
-                return Err(PathError::Protected {
-                    path: raw.to_owned(),
-                    what: p.what,
-                });
+        let refused = |p: &Protected| PathError::Protected {
+            path: raw.to_owned(),
+            what: p.what,
+        };
+        let applies = |p: &&Protected| access == Access::Write || p.secret;
+        if let Some(p) = self
+            .protected
+            .iter()
+            .filter(applies)
+            .find(|p| physical.starts_with(&p.path))
+        {
+            return Err(refused(p));
+        }
+        // A hard link is another name for the same file.
+        if self.protected.iter().any(|p| p.inode.is_some()) {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(meta) = std::fs::metadata(physical)
+                && meta.nlink() > 1
+                && let Some(p) = self
+                    .protected
+                    .iter()
+                    .filter(applies)
+                    .find(|p| p.inode == Some((meta.dev(), meta.ino())))
+            {
+                return Err(refused(p));
             }
         }
         Ok(())

@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::Door;
 use crate::server::Core;
 
+/// How long shutdown waits for open connections to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Largest request body accepted by default (a patch or a file may be large).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 
@@ -126,8 +129,16 @@ pub async fn serve_http(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // Graceful shutdown waits for open connections; a client that stalls
+    // mid-request must not hold the server up for ever.
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = grace => tracing::warn!("connections still open {} s after shutdown; closing them", SHUTDOWN_GRACE.as_secs()),
+    }
     Ok(())
 }

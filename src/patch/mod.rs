@@ -311,9 +311,9 @@ fn count(patch: &Patch<'_, str>) -> (usize, usize) {
 /// Applies one file's hunks, falling back to line-ending conversion when the
 /// file uses CRLF and the patch does not. Failing hunks are explained.
 fn apply(base: &str, patch: &Patch<'_, str>, shown: &str) -> Result<String, String> {
-    match diffy::apply(base, patch) {
+    match apply_hunks(base, patch, false) {
         Ok(result) => Ok(result),
-        Err(err) => {
+        Err(failed) => {
             let patch_has_cr = patch
                 .hunks()
                 .iter()
@@ -321,42 +321,68 @@ fn apply(base: &str, patch: &Patch<'_, str>, shown: &str) -> Result<String, Stri
                 .any(|l| matches!(l, Line::Context(s) | Line::Delete(s) | Line::Insert(s) if s.ends_with("\r\n")));
             if base.contains("\r\n")
                 && !patch_has_cr
-                && let Some(result) = apply_ignoring_cr(base, patch)
+                && let Ok(result) = apply_hunks(base, patch, true)
             {
                 return Ok(result);
             }
-            Err(explain_failure(base, patch, shown, &err.to_string()))
+            Err(explain_failure(base, patch, shown, failed))
         }
     }
 }
 
-/// Applies an LF patch to a file with CRLF lines: lines match whatever their
-/// ending, untouched and context lines keep their bytes, and inserted lines
-/// take the ending of the line they replace or follow.
-fn apply_ignoring_cr(base: &str, patch: &Patch<'_, str>) -> Option<String> {
-    let strip = |l: &str| l.trim_end_matches(['\n', '\r']).to_owned();
+/// Applies the hunks in order; on failure returns the index of the hunk that
+/// did not fit.
+///
+/// Each hunk is looked for where its header says, moved by the offset the
+/// previous hunk was found at (as GNU patch and git do). A hunk with context
+/// may be found nearby; a hunk without context (`diff -U0`) must fit exactly
+/// there, since nothing else anchors it. An empty old range (`-3,0`) means
+/// "after line 3". With `ignore_cr`, lines match whatever their ending
+/// (`\n` or `\r\n`), untouched lines keep their bytes, and inserted lines take
+/// the ending of the line they replace or follow.
+fn apply_hunks(base: &str, patch: &Patch<'_, str>, ignore_cr: bool) -> Result<String, usize> {
     let lines: Vec<&str> = base.split_inclusive('\n').collect();
+    let same = |want: &str, have: &str| {
+        if ignore_cr {
+            want.trim_end_matches(['\n', '\r']) == have.trim_end_matches(['\n', '\r'])
+                && want.ends_with('\n') == have.ends_with('\n')
+        } else {
+            want == have
+        }
+    };
     let crlf_at = |i: usize| lines.get(i).or(lines.last()).is_some_and(|l| l.ends_with("\r\n"));
     let mut out = String::with_capacity(base.len() + 256);
     let mut next = 0usize;
-    for hunk in patch.hunks() {
-        let pre: Vec<String> = hunk
+    let mut offset: isize = 0;
+    for (n, hunk) in patch.hunks().iter().enumerate() {
+        let pre: Vec<&str> = hunk
             .lines()
             .iter()
             .filter_map(|l| match l {
-                Line::Context(s) | Line::Delete(s) => Some(strip(s)),
+                Line::Context(s) | Line::Delete(s) => Some(*s),
                 Line::Insert(_) => None,
             })
             .collect();
-        let fits = |at: usize| {
-            at + pre.len() <= lines.len() && pre.iter().zip(&lines[at..]).all(|(want, have)| *want == strip(have))
+        let has_context = hunk.lines().iter().any(|l| matches!(l, Line::Context(_)));
+        let old = hunk.old_range();
+        let header = if old.is_empty() {
+            old.start()
+        } else {
+            old.start().saturating_sub(1)
         };
-        let hint = hunk.old_range().start().saturating_sub(1).max(next);
-        let at = (0..lines.len().saturating_sub(next) + 1)
-            .flat_map(|d| [hint.checked_add(d), hint.checked_sub(d)])
-            .flatten()
-            .filter(|&at| at >= next && at <= lines.len())
-            .find(|&at| fits(at))?;
+        let expected = (header as isize + offset).clamp(next as isize, lines.len() as isize) as usize;
+        let fits = |at: usize| at + pre.len() <= lines.len() && pre.iter().zip(&lines[at..]).all(|(w, h)| same(w, h));
+        let at = if has_context {
+            (0..=lines.len())
+                .flat_map(|d| [expected.checked_add(d), expected.checked_sub(d)])
+                .flatten()
+                .filter(|&at| at >= next && at <= lines.len())
+                .find(|&at| fits(at))
+        } else {
+            Some(expected).filter(|&at| fits(at))
+        };
+        let Some(at) = at else { return Err(n) };
+        offset = at as isize - header as isize;
         lines[next..at].iter().for_each(|l| out.push_str(l));
         let mut cursor = at;
         let mut crlf = crlf_at(at);
@@ -372,7 +398,7 @@ fn apply_ignoring_cr(base: &str, patch: &Patch<'_, str>) -> Option<String> {
                     cursor += 1;
                 }
                 Line::Insert(text) => match text.strip_suffix('\n') {
-                    Some(body) if crlf => {
+                    Some(body) if ignore_cr && crlf && !body.ends_with('\r') => {
                         out.push_str(body);
                         out.push_str("\r\n");
                     }
@@ -383,7 +409,7 @@ fn apply_ignoring_cr(base: &str, patch: &Patch<'_, str>) -> Option<String> {
         next = cursor;
     }
     lines[next..].iter().for_each(|l| out.push_str(l));
-    Some(out)
+    Ok(out)
 }
 
 /// A line with its ending made visible: `\r` shown, a missing newline noted.
@@ -397,11 +423,11 @@ fn visible(line: &str) -> String {
     }
 }
 
-fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, err: &str) -> String {
-    let n: usize = err.rsplit('#').next().and_then(|s| s.trim().parse().ok()).unwrap_or(1);
+fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, failed: usize) -> String {
+    let n = failed + 1;
     let total = patch.hunks().len();
-    let Some(hunk) = patch.hunks().get(n.saturating_sub(1)) else {
-        return format!("{shown}: the patch does not apply ({err})");
+    let Some(hunk) = patch.hunks().get(failed) else {
+        return format!("{shown}: the patch does not apply");
     };
     let expected: Vec<&str> = hunk
         .lines()

@@ -108,6 +108,8 @@ async fn stdout_carries_only_protocol_and_eof_ends_the_server() {
         assert_eq!(value["jsonrpc"], "2.0", "{line}");
         seen.push(value["id"].clone());
     }
+    // Requests are served concurrently: answers may come in any order.
+    seen.sort_by_key(|id| id.as_i64());
     assert_eq!(seen, [json!(1), json!(2), json!(3)]);
     drop(stdin);
     let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
