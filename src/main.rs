@@ -250,7 +250,12 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let result = if stdio {
         tracing::info!("execlayer serving MCP on stdio");
         tokio::select! {
-            r = serve_stream(&core, Door::Stdio, tokio::io::stdin(), tokio::io::stdout()) => r,
+            r = async {
+                // Pipes (how MCP clients start servers) go through the IO
+                // reactor instead of a blocking thread per read and write.
+                let (read, write) = rmcp::transport::stdio_pipes();
+                serve_stream(&core, Door::Stdio, read, write).await
+            } => r,
             _ = terminate() => Ok(()),
         }
     } else {

@@ -10,6 +10,8 @@ use crate::workspace::Access;
 
 /// Most bytes of text returned by one call, unless `max_bytes` says otherwise.
 pub const MAX_RETURN_BYTES: usize = 256 * 1024;
+/// Files up to this size are read without moving to the blocking pool.
+const INLINE_READ_BYTES: u64 = 64 * 1024;
 /// The largest `max_bytes` a call may ask for.
 pub const MAX_RETURN_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest file read at all.
@@ -85,6 +87,12 @@ impl Tool for FilesystemRead {
             limit: params.limit,
             max_bytes,
         };
+        // A small file is read in place: handing it to the blocking pool costs
+        // more (two thread wake-ups) than the read itself.
+        let small = std::fs::metadata(target.physical()).is_ok_and(|m| m.len() <= INLINE_READ_BYTES);
+        if small {
+            return read(target.physical(), shown, window);
+        }
         tokio::task::spawn_blocking(move || read(target.physical(), shown, window))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
