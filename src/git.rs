@@ -59,6 +59,8 @@ impl Repo {
 #[derive(Default)]
 pub struct RepoCache {
     slot: std::sync::Mutex<Option<Repo>>,
+    /// A second handle, lent to a helper thread for work split in two.
+    spare: std::sync::Mutex<Option<Repo>>,
 }
 
 impl RepoCache {
@@ -77,6 +79,20 @@ impl RepoCache {
         let result = f(&repo);
         *slot = Some(repo);
         result
+    }
+
+    /// Lends the spare handle (opening it when needed); give it back with
+    /// [`RepoCache::give_back`].
+    pub fn lend_spare(&self, root: &Path) -> Result<Repo, ToolError> {
+        let cached = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match cached {
+            Some(repo) => Ok(repo),
+            None => Repo::open(root),
+        }
+    }
+
+    pub fn give_back(&self, repo: Repo) {
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(repo);
     }
 }
 

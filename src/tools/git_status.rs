@@ -79,7 +79,7 @@ impl Tool for GitStatus {
     async fn run(&self, ctx: &ToolContext, _params: Params) -> Result<Output, ToolError> {
         let root = ctx.workspace.root().to_path_buf();
         let git = ctx.git.clone();
-        tokio::task::spawn_blocking(move || git.with(&root, status))
+        tokio::task::spawn_blocking(move || git.with(&root, |repo| status(repo, &git, &root)))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
@@ -128,7 +128,7 @@ impl Tool for GitStatus {
     }
 }
 
-fn status(r: &Repo) -> Result<Output, ToolError> {
+fn status(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Result<Output, ToolError> {
     let repo = &r.repo;
     let head = repo.head().ok();
     let branch = head
@@ -151,7 +151,7 @@ fn status(r: &Repo) -> Result<Output, ToolError> {
                 .map_err(|e| git_error("cannot count ahead/behind", e))?;
         }
     }
-    let mut entries = changes(r)?;
+    let mut entries = changes(r, cache, root)?;
     let truncated = entries.len() > MAX_ENTRIES;
     entries.truncate(MAX_ENTRIES);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -174,7 +174,7 @@ const PARALLEL_FROM: usize = 1_000;
 /// against the index with staged rename detection, then the index against the
 /// work tree with untracked files), but with the work-tree half, which is one
 /// `lstat` per file, split across two threads for large repositories.
-fn changes(r: &Repo) -> Result<Vec<Entry>, ToolError> {
+fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Result<Vec<Entry>, ToolError> {
     let repo = &r.repo;
     let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
     let head_tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
@@ -208,40 +208,28 @@ fn changes(r: &Repo) -> Result<Vec<Entry>, ToolError> {
     }
 
     let groups = split_for_threads(r, &index);
-    let worktree: Vec<Vec<(String, Change)>> = if groups.len() < 2 {
-        vec![worktree_changes(r, repo, groups.first().map(Vec::as_slice))?]
-    } else {
-        let workdir = repo.workdir().map(std::path::Path::to_path_buf);
-        std::thread::scope(|scope| {
-            let Some((first, rest)) = groups.split_first() else {
-                return Ok(Vec::new());
-            };
-            let helpers: Vec<_> = rest
-                .iter()
-                .map(|group| {
-                    let workdir = workdir.clone();
-                    let scope_prefix = r.scope.clone();
-                    scope.spawn(move || {
-                        let other = Repo {
-                            repo: git2::Repository::open(workdir.as_deref().unwrap_or(std::path::Path::new(".")))
-                                .map_err(|e| git_error("cannot open the repository", e))?,
-                            scope: scope_prefix,
-                        };
-                        worktree_changes(&other, &other.repo, Some(group))
-                    })
-                })
-                .collect();
-            let mut all = vec![worktree_changes(r, repo, Some(first))?];
-            for h in helpers {
-                all.push(
-                    h.join()
-                        .map_err(|_| ToolError::new("internal error: a status thread panicked"))??,
-                );
-            }
-            Ok::<_, ToolError>(all)
-        })?
+    let worktree: Vec<(String, Change)> = match groups.as_slice() {
+        [first, second] => {
+            let spare = cache.lend_spare(root)?;
+            let (mine, (spare, theirs)) = std::thread::scope(|scope| {
+                let helper = scope.spawn(move || {
+                    let result = worktree_changes(&spare, &spare.repo, Some(second));
+                    (spare, result)
+                });
+                let mine = worktree_changes(r, repo, Some(first));
+                let theirs = helper
+                    .join()
+                    .map_err(|_| ToolError::new("internal error: a status thread panicked"));
+                theirs.map(|t| (mine, t))
+            })?;
+            cache.give_back(spare);
+            let mut all = mine?;
+            all.extend(theirs?);
+            all
+        }
+        _ => worktree_changes(r, repo, None)?,
     };
-    for (path, change) in worktree.into_iter().flatten() {
+    for (path, change) in worktree {
         by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
     }
     Ok(by_path.into_values().collect())
