@@ -215,12 +215,13 @@ impl Engine {
         opts: CallOptions,
     ) -> Result<CallOutcome, GateError> {
         let started = Instant::now();
-        let preview_args = args.as_ref().map(|a| preview(&Value::Object(a.clone())));
-        let result = self.gate(caller, tool_name, args, approval, opts, started).await;
-        if let Err(e) = &result {
-            self.record_invalid(caller, tool_name, preview_args.unwrap_or_default(), e, started);
+        match self.gate(caller, tool_name, args, approval, opts, started).await {
+            Ok(outcome) => Ok(outcome),
+            Err((error, args_preview)) => {
+                self.record_invalid(caller, tool_name, args_preview, &error, started);
+                Err(error)
+            }
         }
-        result
     }
 
     fn record_invalid(
@@ -262,24 +263,27 @@ impl Engine {
         approval: ApprovalSource<'_>,
         opts: CallOptions,
         started: Instant,
-    ) -> Result<CallOutcome, GateError> {
-        let tool = self
-            .registry
-            .get(tool_name)
-            .ok_or_else(|| GateError::UnknownTool(tool_name.to_owned()))?
-            .clone();
+    ) -> Result<CallOutcome, (GateError, String)> {
         let mut args = args.unwrap_or_default();
+        let Some(tool) = self.registry.get(tool_name).cloned() else {
+            return Err((
+                GateError::UnknownTool(tool_name.to_owned()),
+                preview(&Value::Object(args)),
+            ));
+        };
         let approval_id = match args.remove(APPROVAL_ID_ARG) {
             None | Some(Value::Null) => None,
             Some(Value::String(id)) => Some(id),
             Some(other) => {
-                return Err(GateError::InvalidArgs(format!(
+                let error = GateError::InvalidArgs(format!(
                     "invalid arguments for {tool_name}: `approval_id` must be a string, got {other}"
-                )));
+                ));
+                return Err((error, preview(&Value::Object(args))));
             }
         };
         let args = Value::Object(args);
-        let digest = args_digest(&args);
+        let canonical = canonical_json(&args);
+        let digest = digest_of(&canonical);
         let policy = self.policy.current();
         let mut record = AuditRecord {
             ts: now_rfc3339(),
@@ -289,7 +293,7 @@ impl Engine {
             tool: tool_name.to_owned(),
             risk: policy.risk(tool_name),
             args_digest: digest.clone(),
-            args_preview: preview(&args),
+            args_preview: preview_of(&canonical),
             decision: Decision::Allowed,
             approval: None,
             dry_run: false,
@@ -307,7 +311,9 @@ impl Engine {
             );
             return Ok(CallOutcome::Done(self.finish(record, started, response)));
         }
-        let mut prepared = tool.prepare(args).map_err(GateError::InvalidArgs)?;
+        let mut prepared = tool
+            .prepare(args)
+            .map_err(|e| (GateError::InvalidArgs(e), preview_of(&canonical)))?;
         let ctx = self.context(&opts, policy.clone());
         // Resolve what the call refers to (a named playbook) once, so that what
         // is approved is exactly what runs.
@@ -540,35 +546,45 @@ pub fn call_digest(args: Option<&Map<String, Value>>) -> String {
 
 /// SHA-256 of the arguments' canonical JSON (keys sorted), hex.
 pub fn args_digest(args: &Value) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(canonical_json(args).as_bytes());
-    hex::encode(hasher.finalize())
+    digest_of(&canonical_json(args))
 }
 
-/// JSON with object keys sorted at every level, so equal arguments hash equally.
+fn digest_of(canonical: &str) -> String {
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// JSON with object keys sorted at every level, so equal arguments hash
+/// equally. serde_json's map is a `BTreeMap` (its `preserve_order` feature is
+/// off; a test guards that), so plain serialization is already sorted.
 pub fn canonical_json(value: &Value) -> String {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                let mut out = Map::new();
-                for k in keys {
-                    out.insert(k.clone(), sorted(&map[k]));
-                }
-                Value::Object(out)
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(value).to_string()
+    value.to_string()
 }
 
 /// A short, single-line preview of the arguments for the audit log.
 fn preview(args: &Value) -> String {
+    preview_of(&args.to_string())
+}
+
+fn preview_of(text: &str) -> String {
     const MAX: usize = 200;
-    let text = args.to_string();
-    let (cut, truncated) = crate::tools::truncate_str(&text, MAX);
-    if truncated { format!("{cut}…") } else { text }
+    let (cut, truncated) = crate::tools::truncate_str(text, MAX);
+    if truncated {
+        format!("{cut}…")
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_arguments_in_any_key_order_have_one_digest() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"z":[1,{"y":2,"x":3}],"c":null}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":{"c":null,"z":[1,{"x":3,"y":2}]},"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&a), r#"{"a":{"c":null,"z":[1,{"x":3,"y":2}]},"b":1}"#);
+        assert_eq!(args_digest(&a), args_digest(&b));
+        assert_ne!(args_digest(&a), args_digest(&serde_json::json!({"b": 2})));
+    }
 }
