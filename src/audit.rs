@@ -96,6 +96,29 @@ pub struct AuditLog {
 }
 
 impl AuditRecord {
+    /// A record stamped now with a fresh request id; the rest is filled in by
+    /// the caller.
+    pub fn new(door: Door, tool: &str, risk: Risk, decision: Decision) -> Self {
+        Self {
+            ts: now_rfc3339(),
+            request_id: crate::policy::approvals::new_id(),
+            door,
+            client: None,
+            tool: tool.to_owned(),
+            risk,
+            args_digest: String::new(),
+            args_preview: String::new(),
+            decision,
+            approval: None,
+            dry_run: false,
+            outcome: None,
+            error: None,
+            duration_ms: 0,
+            run_id: None,
+            step: None,
+        }
+    }
+
     /// Whether the record counts as a call of its tool (operators' answers do not).
     fn is_call(&self) -> bool {
         self.client.as_deref() != Some("operator")

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{ApprovalNote, AuditLog, AuditRecord, Decision, Door, now_rfc3339};
+use crate::audit::{ApprovalNote, AuditLog, AuditRecord, Decision, Door};
 use crate::policy::{ApprovalMode, Approvals, PolicyStore, Risk};
 use crate::settings::Settings;
 use crate::tools::{APPROVAL_ID_ARG, BoxFuture, Progress, Registry, ToolContext, ToolSpec};
@@ -232,24 +232,18 @@ impl Engine {
         error: &GateError,
         started: Instant,
     ) {
-        let record = AuditRecord {
-            ts: now_rfc3339(),
-            request_id: crate::policy::approvals::new_id(),
-            door: caller.door,
-            client: caller.client.clone(),
-            tool: crate::tools::truncate_str(tool_name, 100).0.to_owned(),
-            risk: self.policy.current().risk(tool_name),
-            args_digest: String::new(),
-            args_preview,
-            decision: Decision::Invalid,
-            approval: None,
-            dry_run: false,
-            outcome: None,
-            error: Some(crate::tools::truncate_str(&error.to_string(), 300).0.to_owned()),
-            duration_ms: started.elapsed().as_millis() as u64,
-            run_id: caller.run.as_ref().map(|(id, _)| id.clone()),
-            step: caller.run.as_ref().map(|(_, step)| *step),
-        };
+        let mut record = AuditRecord::new(
+            caller.door,
+            crate::tools::truncate_str(tool_name, 100).0,
+            self.policy.current().risk(tool_name),
+            Decision::Invalid,
+        );
+        record.client = caller.client.clone();
+        record.args_preview = args_preview;
+        record.error = Some(crate::tools::truncate_str(&error.to_string(), 300).0.to_owned());
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        record.run_id = caller.run.as_ref().map(|(id, _)| id.clone());
+        record.step = caller.run.as_ref().map(|(_, step)| *step);
         if let Err(e) = self.audit.append(&record) {
             tracing::error!(error = %e, "cannot append to the audit log");
         }
@@ -285,24 +279,12 @@ impl Engine {
         let canonical = canonical_json(&args);
         let digest = digest_of(&canonical);
         let policy = self.policy.current();
-        let mut record = AuditRecord {
-            ts: now_rfc3339(),
-            request_id: crate::policy::approvals::new_id(),
-            door: caller.door,
-            client: caller.client.clone(),
-            tool: tool_name.to_owned(),
-            risk: policy.risk(tool_name),
-            args_digest: digest.clone(),
-            args_preview: preview_of(&canonical),
-            decision: Decision::Allowed,
-            approval: None,
-            dry_run: false,
-            outcome: None,
-            error: None,
-            duration_ms: 0,
-            run_id: caller.run.as_ref().map(|(id, _)| id.clone()),
-            step: caller.run.as_ref().map(|(_, step)| *step),
-        };
+        let mut record = AuditRecord::new(caller.door, tool_name, policy.risk(tool_name), Decision::Allowed);
+        record.client = caller.client.clone();
+        record.args_digest = digest.clone();
+        record.args_preview = preview_of(&canonical);
+        record.run_id = caller.run.as_ref().map(|(id, _)| id.clone());
+        record.step = caller.run.as_ref().map(|(_, step)| *step);
 
         if !policy.enabled(tool_name) {
             let response = ToolResponse::refused(
@@ -468,24 +450,10 @@ impl Engine {
 
     /// Audits the step a playbook run stopped before for want of budget.
     pub fn record_budget_stop(&self, run_id: &str, step: usize, tool: &str, risk: Risk) {
-        let record = AuditRecord {
-            ts: now_rfc3339(),
-            request_id: crate::policy::approvals::new_id(),
-            door: Door::Playbook,
-            client: None,
-            tool: tool.to_owned(),
-            risk,
-            args_digest: String::new(),
-            args_preview: String::new(),
-            decision: Decision::BudgetExhausted,
-            approval: None,
-            dry_run: false,
-            outcome: None,
-            error: Some(format!("max_steps_per_run reached; step {step} was not run")),
-            duration_ms: 0,
-            run_id: Some(run_id.to_owned()),
-            step: Some(step),
-        };
+        let mut record = AuditRecord::new(Door::Playbook, tool, risk, Decision::BudgetExhausted);
+        record.error = Some(format!("max_steps_per_run reached; step {step} was not run"));
+        record.run_id = Some(run_id.to_owned());
+        record.step = Some(step);
         if let Err(e) = self.audit.append(&record) {
             tracing::error!(error = %e, "cannot append to the audit log");
         }
@@ -493,28 +461,16 @@ impl Engine {
 
     /// Audits an operator's answer to an approval (granted, approved or denied).
     pub fn record_operator(&self, approval: &crate::policy::Approval, approve: bool, via: &str) {
-        let record = AuditRecord {
-            ts: now_rfc3339(),
-            request_id: crate::policy::approvals::new_id(),
-            door: Door::Rest,
-            client: Some("operator".into()),
-            tool: approval.tool.clone(),
-            risk: approval.risk,
-            args_digest: approval.args_digest.clone().unwrap_or_default(),
-            args_preview: crate::tools::truncate_str(&approval.preview, 200).0.to_owned(),
-            decision: if approve { Decision::Allowed } else { Decision::Denied },
-            approval: Some(ApprovalNote {
-                via: via.into(),
-                id: Some(approval.id.clone()),
-                answer: Some(if approve { "approved" } else { "denied" }.into()),
-            }),
-            dry_run: false,
-            outcome: None,
-            error: None,
-            duration_ms: 0,
-            run_id: None,
-            step: None,
-        };
+        let decision = if approve { Decision::Allowed } else { Decision::Denied };
+        let mut record = AuditRecord::new(Door::Rest, &approval.tool, approval.risk, decision);
+        record.client = Some("operator".into());
+        record.args_digest = approval.args_digest.clone().unwrap_or_default();
+        record.args_preview = crate::tools::truncate_str(&approval.preview, 200).0.to_owned();
+        record.approval = Some(ApprovalNote {
+            via: via.into(),
+            id: Some(approval.id.clone()),
+            answer: Some(if approve { "approved" } else { "denied" }.into()),
+        });
         if let Err(e) = self.audit.append(&record) {
             tracing::error!(error = %e, "cannot append to the audit log");
         }

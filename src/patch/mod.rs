@@ -355,14 +355,7 @@ fn apply_hunks(base: &str, patch: &Patch<'_, str>, ignore_cr: bool) -> Result<St
     let mut next = 0usize;
     let mut offset: isize = 0;
     for (n, hunk) in patch.hunks().iter().enumerate() {
-        let pre: Vec<&str> = hunk
-            .lines()
-            .iter()
-            .filter_map(|l| match l {
-                Line::Context(s) | Line::Delete(s) => Some(*s),
-                Line::Insert(_) => None,
-            })
-            .collect();
+        let pre = pre_image(hunk);
         let has_context = hunk.lines().iter().any(|l| matches!(l, Line::Context(_)));
         let old = hunk.old_range();
         let header = if old.is_empty() {
@@ -412,6 +405,17 @@ fn apply_hunks(base: &str, patch: &Patch<'_, str>, ignore_cr: bool) -> Result<St
     Ok(out)
 }
 
+/// The lines a hunk expects to find: its context and deleted lines.
+fn pre_image<'a>(hunk: &diffy::Hunk<'a, str>) -> Vec<&'a str> {
+    hunk.lines()
+        .iter()
+        .filter_map(|l| match l {
+            Line::Context(s) | Line::Delete(s) => Some(*s),
+            Line::Insert(_) => None,
+        })
+        .collect()
+}
+
 /// A line with its ending made visible: `\r` shown, a missing newline noted.
 fn visible(line: &str) -> String {
     let body = line.trim_end_matches(['\n', '\r']);
@@ -429,14 +433,7 @@ fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, failed: usiz
     let Some(hunk) = patch.hunks().get(failed) else {
         return format!("{shown}: the patch does not apply");
     };
-    let expected: Vec<&str> = hunk
-        .lines()
-        .iter()
-        .filter_map(|l| match l {
-            Line::Context(s) | Line::Delete(s) => Some(*s),
-            Line::Insert(_) => None,
-        })
-        .collect();
+    let expected = pre_image(hunk);
     let start = hunk.old_range().start().saturating_sub(1);
     let found: Vec<&str> = base
         .split_inclusive('\n')
