@@ -250,6 +250,30 @@ impl HttpServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// `GET path` without a token; the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        http_client()
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// `POST path` without a body or token; the JSON body.
+    pub async fn post_json(&self, path: &str) -> Value {
+        http_client()
+            .post(self.url(path))
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("JSON body")
+    }
 }
 
 impl Drop for HttpServer {

@@ -145,7 +145,6 @@ async fn the_seed_approval_flow_over_rest() {
     let env = TestEnv::strict();
     env.init_repo(&[("a.txt", "one\n")]);
     let server = env.http().await;
-    let http = http_client();
     let patch = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n";
     let body = |id: Option<&str>| json!({"tool_name": "apply_patch", "args": {"patch": patch}, "approval_id": id});
 
@@ -155,14 +154,9 @@ async fn the_seed_approval_flow_over_rest() {
     assert!(refused["pending_id"].is_string());
     assert_eq!(env.read("a.txt"), "one\n");
 
-    let grant: Value = http
-        .post(server.url("/api/v1/execution/approve?tool_name=apply_patch"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let grant: Value = server
+        .post_json("/api/v1/execution/approve?tool_name=apply_patch")
+        .await;
     let id = grant["approval_id"].as_str().unwrap().to_owned();
     assert!(grant["expires_at"].as_f64().unwrap() > 0.0);
 
@@ -174,14 +168,7 @@ async fn the_seed_approval_flow_over_rest() {
     let (status, _) = run(&server, body(Some(&id))).await;
     assert_eq!(status, 403, "an id works once");
 
-    let other: Value = http
-        .post(server.url("/api/v1/execution/approve?tool_name=shell_exec"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other: Value = server.post_json("/api/v1/execution/approve?tool_name=shell_exec").await;
     let (status, _) = run(&server, body(other["approval_id"].as_str())).await;
     assert_eq!(status, 403, "an id for another tool");
 
@@ -194,14 +181,9 @@ async fn the_seed_approval_flow_over_rest() {
             Ok(())
         })
         .unwrap();
-    let short: Value = http
-        .post(server.url("/api/v1/execution/approve?tool_name=apply_patch"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let short: Value = server
+        .post_json("/api/v1/execution/approve?tool_name=apply_patch")
+        .await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (status, _) = run(&server, body(short["approval_id"].as_str())).await;
     assert_eq!(status, 403, "an expired id");
@@ -215,14 +197,9 @@ async fn the_seed_approval_flow_over_rest() {
     .await;
     assert_eq!((status, &ran["result"]["dry_run"]), (200, &json!(true)));
     assert_eq!(env.read("a.txt"), "two\n");
-    let audit: Value = http
-        .get(server.url("/api/v1/execution/audit?limit=1&tool=apply_patch"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: Value = server
+        .get_json("/api/v1/execution/audit?limit=1&tool=apply_patch")
+        .await;
     assert_eq!(audit["entries"][0]["dry_run"], true);
 
     // Unknown tool, bad arguments.
@@ -244,14 +221,7 @@ async fn operators_approve_and_deny_pending_calls_over_rest_and_the_cli() {
     let (status, refused) = run(&server, json!({"tool_name": "filesystem_write", "args": args})).await;
     assert_eq!(status, 403);
     let pending_id = refused["pending_id"].as_str().unwrap().to_owned();
-    let list: Value = http
-        .get(server.url("/api/v1/execution/approvals"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = server.get_json("/api/v1/execution/approvals").await;
     assert_eq!(list["pending"][0]["id"], pending_id.as_str());
     assert!(list["pending"][0]["preview"].as_str().unwrap().contains("x.txt"));
 

@@ -288,14 +288,7 @@ async fn playbooks_are_listed_as_resources_and_over_rest() {
 
     let server = env.http().await;
     let http = http_client();
-    let list: Value = http
-        .get(server.url("/api/v1/execution/playbooks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = server.get_json("/api/v1/execution/playbooks").await;
     assert_eq!(list["playbooks"][0]["name"], "review");
     let ran = http
         .post(server.url("/api/v1/execution/playbooks/review/run"))

@@ -220,14 +220,7 @@ async fn brain_status_reports_paths_ollama_and_models() {
     );
 
     let server = env.http().await;
-    let rest: Value = http_client()
-        .get(server.url("/api/v1/brain/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest: Value = server.get_json("/api/v1/brain/status").await;
     assert_eq!(rest["ollama"]["fallback_model"]["present"], true);
 }
 
