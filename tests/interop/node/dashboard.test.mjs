@@ -13,26 +13,20 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { chromium } from 'playwright-core';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
+import { BIN, makeEnv as makeBaseEnv, startHttpServer } from './harness.mjs';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.EXECLAYER_BIN
-  ? path.resolve(process.env.EXECLAYER_BIN)
-  : path.resolve(HERE, '../../../target/debug/execlayer');
-const BASE_CONFIG = path.resolve(HERE, '../../../config/execution_layer_config.json');
+
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(process.env.EXECLAYER_ARTIFACTS ?? path.resolve(HERE, '../../../target/artifacts'));
-const SHOW_STDERR = !!process.env.EXECLAYER_TEST_STDERR;
 
 const TOKEN = 'dashboard-test-token-0123456789abcdef';
 const WRONG_TOKEN = 'not-the-token-at-all';
@@ -46,95 +40,6 @@ const EXPECTED_422 = /^Failed to load resource: the server responded with a stat
 
 // ---------------------------------------------------------------- helpers (copied from sdk.test.mjs)
 
-/** A fresh temp dir holding a workspace (a git repo with one file), a policy file and an audit log path. */
-function makeEnv(t) {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'execlayer-dashboard-'));
-  const workspace = path.join(base, 'ws');
-  fs.mkdirSync(workspace);
-  fs.writeFileSync(path.join(workspace, 'README.md'), '# dashboard test workspace\n');
-  const git = (...args) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', ...args],
-    { cwd: workspace, stdio: 'ignore' });
-  git('init', '-q');
-  git('add', 'README.md');
-  git('commit', '-q', '-m', 'init');
-  const policy = JSON.parse(fs.readFileSync(BASE_CONFIG, 'utf8'));
-  policy.approval_mode = 'require_approval';
-  const config = path.join(base, 'execution_layer_config.json');
-  fs.writeFileSync(config, JSON.stringify(policy, null, 2));
-  const audit = path.join(base, 'audit.jsonl');
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
-  return {
-    base,
-    workspace,
-    config,
-    audit,
-    env: {
-      EXECUTION_WORKSPACE_ROOT: workspace,
-      EXECUTION_CONFIG: config,
-      EXECUTION_AUDIT_LOG: audit,
-      OLLAMA_BASE_URL: 'http://127.0.0.1:9',
-      EXECLAYER_LOG: process.env.EXECLAYER_LOG ?? 'info,rmcp=warn',
-    },
-  };
-}
-
-/** Environment for a server process: only what it needs (no token or settings leaking in from the caller). */
-function childEnv(extra) {
-  const env = {};
-  for (const k of ['PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR', 'LANG']) {
-    if (process.env[k] !== undefined) env[k] = process.env[k];
-  }
-  return { ...env, ...extra };
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `execlayer serve --http 127.0.0.1:PORT`, waits for /healthz, kills it when the test ends. */
-async function startHttpServer(t, ctx, { token } = {}) {
-  const port = await freePort();
-  const env = childEnv({ ...ctx.env, ...(token ? { EXECUTION_TOKEN: token } : {}) });
-  const child = spawn(BIN, ['serve', '--http', `127.0.0.1:${port}`], {
-    env,
-    cwd: ctx.base,
-    stdio: ['ignore', 'ignore', SHOW_STDERR ? 'inherit' : 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d) => { stderr += d; });
-  let exited = null;
-  const exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => {
-    exited = { code, signal };
-    resolve();
-  }));
-  t.after(async () => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-    await exitPromise;
-    clearTimeout(timer);
-  });
-
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (exited) throw new Error(`server exited early (${JSON.stringify(exited)}):\n${stderr}`);
-    try {
-      const res = await fetch(`${base}/healthz`);
-      if (res.ok) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`server not ready on ${base}:\n${stderr}`);
-    await sleep(100);
-  }
-  return { base, child, stderr: () => stderr };
-}
 
 // The SDK's Ajv validator warns once per unknown "format" when it compiles an outputSchema; keep quiet.
 const consoleWarn = console.warn;
@@ -177,7 +82,7 @@ test('dashboard in headless Chromium: token, tools, approvals, audit, policy, br
   assert.ok(fs.existsSync(BIN), `no execlayer binary at ${BIN} (cargo build, or set EXECLAYER_BIN)`);
   assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_BIN)`);
 
-  const ctx = makeEnv(t);
+  const ctx = makeBaseEnv(t, { prefix: 'execlayer-dashboard-', gitRepo: true, extraEnv: { OLLAMA_BASE_URL: 'http://127.0.0.1:9' } });
   const srv = await startHttpServer(t, ctx, { token: TOKEN });
   const api = restApi(srv.base);
 

@@ -9,12 +9,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -23,12 +20,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { ElicitRequestSchema, ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.EXECLAYER_BIN
-  ? path.resolve(process.env.EXECLAYER_BIN)
-  : path.resolve(HERE, '../../../target/debug/execlayer');
-const BASE_CONFIG = path.resolve(HERE, '../../../config/execution_layer_config.json');
-const SHOW_STDERR = !!process.env.EXECLAYER_TEST_STDERR;
+import { BIN, SHOW_STDERR, childEnv, makeEnv, startHttpServer } from './harness.mjs';
 
 // The tools the README documents; every one must be listed with both schemas.
 const CORE_TOOLS = [
@@ -48,40 +40,6 @@ const EXPECTED_TOOLS = [...CORE_TOOLS, 'run_playbook', 'reason', 'brain_status']
 const TOKEN = 'interop-node-token-0123456789abcdef';
 
 // ---------------------------------------------------------------- helpers
-
-/** A fresh temp dir holding a workspace, a policy file and an audit log path. */
-function makeEnv(t, { approvalMode = 'require_approval', approvalTimeoutSeconds = 120 } = {}) {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'execlayer-node-'));
-  const workspace = path.join(base, 'ws');
-  fs.mkdirSync(workspace);
-  const policy = JSON.parse(fs.readFileSync(BASE_CONFIG, 'utf8'));
-  policy.approval_mode = approvalMode;
-  policy.approval_timeout_seconds = approvalTimeoutSeconds;
-  const config = path.join(base, 'execution_layer_config.json');
-  fs.writeFileSync(config, JSON.stringify(policy, null, 2));
-  const audit = path.join(base, 'audit.jsonl');
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
-  return {
-    base,
-    workspace,
-    audit,
-    env: {
-      EXECUTION_WORKSPACE_ROOT: workspace,
-      EXECUTION_CONFIG: config,
-      EXECUTION_AUDIT_LOG: audit,
-      EXECLAYER_LOG: process.env.EXECLAYER_LOG ?? 'info,rmcp=warn',
-    },
-  };
-}
-
-/** Environment for a server process: only what it needs (no token or settings leaking in from the caller). */
-function childEnv(extra) {
-  const env = {};
-  for (const k of ['PATH', 'HOME', 'USER', 'LOGNAME', 'TMPDIR', 'LANG']) {
-    if (process.env[k] !== undefined) env[k] = process.env[k];
-  }
-  return { ...env, ...extra };
-}
 
 /** A stdio transport that runs `execlayer serve` in the temp dir (so no stray .env is read). */
 function stdioTransport(ctx) {
@@ -137,54 +95,6 @@ function newClient({ elicitation = false } = {}) {
   );
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `execlayer serve --http 127.0.0.1:PORT`, waits for /healthz, kills it when the test ends. */
-async function startHttpServer(t, ctx, { token } = {}) {
-  const port = await freePort();
-  const env = childEnv({ ...ctx.env, ...(token ? { EXECUTION_TOKEN: token } : {}) });
-  const child = spawn(BIN, ['serve', '--http', `127.0.0.1:${port}`], {
-    env,
-    cwd: ctx.base,
-    stdio: ['ignore', 'ignore', SHOW_STDERR ? 'inherit' : 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d) => { stderr += d; });
-  let exited = null;
-  const exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => {
-    exited = { code, signal };
-    resolve();
-  }));
-  t.after(async () => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-    await exitPromise;
-    clearTimeout(timer);
-  });
-
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (exited) throw new Error(`server exited early (${JSON.stringify(exited)}):\n${stderr}`);
-    try {
-      const res = await fetch(`${base}/healthz`);
-      if (res.ok) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`server not ready on ${base}:\n${stderr}`);
-    await sleep(100);
-  }
-  return { base, child, stderr: () => stderr };
-}
 
 function textOf(result) {
   return (result.content ?? [])
