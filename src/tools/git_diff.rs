@@ -170,18 +170,36 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
     diff.find_similar(Some(&mut find))
         .map_err(|e| git_error("cannot detect renames", e))?;
 
+    // One pass formats the patch and counts each file's added and removed lines.
+    let mut patch = Vec::new();
+    let mut counts: std::collections::HashMap<Vec<u8>, (usize, usize)> = std::collections::HashMap::new();
+    diff.print(DiffFormat::Patch, |delta, _, line| {
+        let origin = line.origin();
+        if matches!(origin, '+' | '-') {
+            let key = delta_key(&delta);
+            let entry = counts.entry(key).or_default();
+            if origin == '+' {
+                entry.0 += 1;
+            } else {
+                entry.1 += 1;
+            }
+        }
+        if matches!(origin, '+' | '-' | ' ') {
+            patch.push(origin as u8);
+        }
+        patch.extend_from_slice(line.content());
+        true
+    })
+    .map_err(|e| git_error("cannot format the diff", e))?;
     let mut files = Vec::new();
-    for (i, delta) in diff.deltas().enumerate() {
+    for delta in diff.deltas() {
         let new_path = delta
             .new_file()
             .path()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let old_path = delta.old_file().path().map(|p| p.to_string_lossy().into_owned());
-        let (additions, deletions) = match git2::Patch::from_diff(&diff, i) {
-            Ok(Some(patch)) => patch.line_stats().map(|(_, a, d)| (a, d)).unwrap_or((0, 0)),
-            _ => (0, 0),
-        };
+        let (additions, deletions) = counts.get(&delta_key(&delta)).copied().unwrap_or((0, 0));
         let status = match delta.status() {
             Delta::Added => "added",
             Delta::Deleted => "deleted",
@@ -204,16 +222,6 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             binary: delta.flags().is_binary(),
         });
     }
-    let mut patch = Vec::new();
-    diff.print(DiffFormat::Patch, |_, _, line| {
-        match line.origin() {
-            '+' | '-' | ' ' => patch.push(line.origin() as u8),
-            _ => {}
-        }
-        patch.extend_from_slice(line.content());
-        true
-    })
-    .map_err(|e| git_error("cannot format the diff", e))?;
     let patch_bytes = patch.len();
     let text = String::from_utf8_lossy(&patch);
     let (cut, truncated) = super::truncate_str(&text, MAX_PATCH_BYTES);
@@ -226,4 +234,12 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
         truncated,
         patch: cut.to_owned(),
     })
+}
+
+/// Identifies a delta by its old and new paths.
+fn delta_key(delta: &git2::DiffDelta<'_>) -> Vec<u8> {
+    let mut key = delta.old_file().path_bytes().unwrap_or_default().to_vec();
+    key.push(0);
+    key.extend_from_slice(delta.new_file().path_bytes().unwrap_or_default());
+    key
 }
