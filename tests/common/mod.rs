@@ -307,3 +307,29 @@ impl TestEnv {
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("reqwest client")
 }
+
+/// A client that notes `notifications/tools/list_changed`.
+#[derive(Clone)]
+pub struct Watcher {
+    pub changed: Arc<tokio::sync::Notify>,
+    version: ProtocolVersion,
+}
+
+impl Watcher {
+    pub fn new(version: ProtocolVersion) -> Self {
+        Self {
+            changed: Arc::default(),
+            version,
+        }
+    }
+}
+
+impl ClientHandler for Watcher {
+    fn get_info(&self) -> ClientConfig {
+        client_config(self.version.clone(), ClientCapabilities::default())
+    }
+
+    async fn on_tool_list_changed(&self, _context: rmcp::service::NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+}

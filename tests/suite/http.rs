@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rmcp::model::{ClientCapabilities, ClientConfig, ProtocolVersion};
-use rmcp::service::NotificationContext;
+use rmcp::ServiceExt;
+use rmcp::model::{ClientCapabilities, ProtocolVersion};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use crate::common::*;
 
@@ -267,21 +265,6 @@ async fn operators_approve_and_deny_pending_calls_over_rest_and_the_cli() {
     assert_eq!(r.status(), 404);
 }
 
-#[derive(Clone, Default)]
-struct Watcher {
-    changed: Arc<Notify>,
-}
-
-impl ClientHandler for Watcher {
-    fn get_info(&self) -> ClientConfig {
-        client_config(ProtocolVersion::V_2025_11_25, ClientCapabilities::default())
-    }
-
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.changed.notify_one();
-    }
-}
-
 fn mcp_transport(server: &HttpServer, token: Option<&str>) -> StreamableHttpClientTransport<reqwest::Client> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(server.url("/mcp"));
     if let Some(token) = token {
@@ -300,7 +283,7 @@ async fn streamable_http_clients_list_call_and_hear_rest_toggles() {
     let env = with_token(TestEnv::new());
     env.write("a.txt", "over http\n");
     let server = env.http().await;
-    let watcher = Watcher::default();
+    let watcher = Watcher::new(ProtocolVersion::V_2025_11_25);
     let client = watcher
         .clone()
         .serve(mcp_transport(&server, Some(TOKEN)))

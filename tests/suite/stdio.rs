@@ -1,16 +1,13 @@
 //! The real binary over stdio: what an IDE sees.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::model::{ClientCapabilities, ClientConfig, ProtocolVersion};
-use rmcp::service::NotificationContext;
+use rmcp::ServiceExt;
+use rmcp::model::ProtocolVersion;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::Notify;
 
 use crate::common::*;
 
@@ -24,26 +21,11 @@ fn command(env: &TestEnv) -> tokio::process::Command {
     cmd
 }
 
-#[derive(Clone, Default)]
-struct Watcher {
-    changed: Arc<Notify>,
-}
-
-impl ClientHandler for Watcher {
-    fn get_info(&self) -> ClientConfig {
-        client_config(ProtocolVersion::V_2025_06_18, ClientCapabilities::default())
-    }
-
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.changed.notify_one();
-    }
-}
-
 #[tokio::test]
 async fn the_binary_serves_tools_and_announces_policy_edits() {
     let env = TestEnv::new();
     env.init_repo(&[("a.txt", "hello\n")]);
-    let watcher = Watcher::default();
+    let watcher = Watcher::new(ProtocolVersion::V_2025_06_18);
     let (transport, _) = TokioChildProcess::builder(command(&env).configure(|_| {}))
         .stderr(Stdio::null())
         .spawn()
