@@ -20,7 +20,8 @@
 //! - [`http`]: axum: Streamable HTTP, legacy SSE, REST, the token and Host/Origin guard.
 //! - [`server`]: starting the doors and the background tasks.
 //! - [`schemas`]: generated JSON schemas of the tools and the policy file.
-//! - [`cli`]: operator commands against a running server (approve, deny, tools, audit, smoke).
+//! - [`cli`]: operator commands against running servers (approve, deny, tools, audit, rules, smoke).
+//! - [`operator`]: the per-user Unix socket every server answers approvals on.
 //! - [`fsutil`]: atomic writes and small file helpers.
 
 pub mod audit;
@@ -32,6 +33,7 @@ pub mod git;
 pub mod http;
 pub mod mcp;
 pub mod ollama;
+pub mod operator;
 pub mod patch;
 pub mod playbook;
 pub mod policy;

@@ -128,6 +128,28 @@ fn has_ab_prefixes(op: &FileOperation<'_, str>) -> bool {
     }
 }
 
+/// Every workspace path the patch names (old and new), resolved for writing,
+/// without reading any file: what rules match the patch against.
+pub fn touched_paths(workspace: &Workspace, text: &str) -> Result<Vec<String>, String> {
+    let owned;
+    let text = if text.ends_with('\n') {
+        text
+    } else {
+        owned = format!("{text}\n");
+        owned.as_str()
+    };
+    let mut paths = Vec::new();
+    for change in parse(text)? {
+        for p in change.old.iter().chain(change.new.iter()) {
+            let shown = workspace.resolve(p, Access::Write).map_err(|e| e.to_string())?.display();
+            if !paths.contains(&shown) {
+                paths.push(shown);
+            }
+        }
+    }
+    Ok(paths)
+}
+
 /// Checks the whole patch against the workspace and computes every result.
 pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
     if text.len() > MAX_PATCH_BYTES {

@@ -39,6 +39,15 @@ pub struct Approval {
     pub created_at: SystemTime,
     #[serde(with = "unix_seconds")]
     pub expires_at: SystemTime,
+    /// What an operator's yes could be remembered as (`--remember session|always`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remember: Option<super::remember::RememberOffer>,
+    /// The MCP session that made the call; only its own calls can use a `session` answer.
+    #[serde(skip)]
+    pub session: Option<String>,
+    /// The door the call came through (`stdio`, `http`, `rest`, `playbook`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
     #[serde(skip)]
     deadline: Instant,
 }
@@ -113,6 +122,9 @@ impl Approvals {
             state,
             created_at: SystemTime::now(),
             expires_at: SystemTime::now() + ttl,
+            remember: None,
+            session: None,
+            door: None,
             deadline: Instant::now() + ttl,
         }
     }
@@ -130,6 +142,22 @@ impl Approvals {
         let approval = Self::make(tool, Some(digest), preview, risk, ApprovalState::Pending, ttl);
         entries.insert(approval.id.clone(), approval.clone());
         approval
+    }
+
+    /// Notes what a yes to pending `id` could be remembered as, whose session
+    /// asked and through which door.
+    pub fn annotate(
+        &self,
+        id: &str,
+        offer: Option<super::remember::RememberOffer>,
+        session: Option<String>,
+        door: &str,
+    ) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.remember = offer;
+            entry.session = session;
+            entry.door = Some(door.to_owned());
+        }
     }
 
     /// Grants a tool-wide, single-use approval (the seed's `POST /approve?tool_name=`).

@@ -48,6 +48,10 @@ impl Tool for ApplyPatch {
         params.dry_run
     }
 
+    fn subject(&self, ctx: &ToolContext, params: &Params) -> crate::policy::Subject {
+        crate::policy::Subject::paths(patch::touched_paths(&ctx.workspace, &params.patch))
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         let mut text = match patch::plan(&ctx.workspace, &params.patch) {
             Ok(plan) => plan.files.iter().map(summary_line).collect::<Vec<_>>().join("\n"),

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-use crate::policy::Risk;
+use crate::policy::{Risk, Subject};
 use crate::settings::Settings;
 use crate::workspace::{PathError, Workspace};
 
@@ -154,6 +154,18 @@ pub trait Tool: Send + Sync + 'static {
     /// What an approver needs to see: exactly what the call will do.
     fn describe(&self, _ctx: &ToolContext, params: &Self::Params) -> String;
 
+    /// What the call touches, for rules: the workspace paths it writes, the
+    /// argv it runs. Tools that touch nothing rules can name keep the default.
+    fn subject(&self, _ctx: &ToolContext, _params: &Self::Params) -> Subject {
+        Subject::default()
+    }
+
+    /// Calls made on this call's behalf (a playbook's steps: tool and
+    /// arguments), each of which rules also judge.
+    fn inner_calls(_params: &Self::Params) -> Vec<(String, Value)> {
+        Vec::new()
+    }
+
     fn run(
         &self,
         ctx: &ToolContext,
@@ -192,6 +204,10 @@ pub trait Prepared: Send + Sync {
     fn risk(&self, policy: &crate::policy::Policy, configured: Risk) -> Risk;
     fn approval_digest(&self) -> Option<String>;
     fn describe(&self, ctx: &ToolContext) -> String;
+    /// What the call touches, for rules.
+    fn subject(&self, ctx: &ToolContext) -> Subject;
+    /// Calls made on this call's behalf (a playbook's steps).
+    fn inner_calls(&self) -> Vec<(String, Value)>;
     fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>>;
 }
 
@@ -235,6 +251,14 @@ impl<T: Tool> Prepared for PreparedCall<T> {
 
     fn describe(&self, ctx: &ToolContext) -> String {
         self.tool.describe(ctx, &self.params)
+    }
+
+    fn subject(&self, ctx: &ToolContext) -> Subject {
+        self.tool.subject(ctx, &self.params)
+    }
+
+    fn inner_calls(&self) -> Vec<(String, Value)> {
+        T::inner_calls(&self.params)
     }
 
     fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> {

@@ -180,6 +180,15 @@ impl Tool for ShellExec {
     type Params = Params;
     type Output = Output;
 
+    /// The argv, when the command passes the allowlist (a refused command
+    /// names nothing a rule could allow; it fails before running anyway).
+    fn subject(&self, ctx: &ToolContext, params: &Params) -> crate::policy::Subject {
+        match check_command(&params.command, &ctx.settings.shell_allowlist) {
+            Ok(argv) => crate::policy::Subject::argv(argv),
+            Err(_) => crate::policy::Subject::default(),
+        }
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         let argv = check_command(&params.command, &ctx.settings.shell_allowlist)
             .map(|a| format!("{a:?}"))
