@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the hot paths: path confinement, the
-//! allowlist, patch parse + apply, an audit append, and a whole gated call
-//! next to the same tool run directly (the cost of the gate and the audit).
+//! allowlist, patch parse + apply, an audit append, a whole gated call
+//! next to the same tool run directly (the cost of the gate and the audit),
+//! and what 100 policy rules add to a call (subject + verdict).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -94,6 +95,8 @@ fn audit(c: &mut Criterion) {
         args_preview: r#"{"path":"small.txt"}"#.into(),
         decision: Decision::Allowed,
         approval: None,
+        rule: None,
+        remember: None,
         dry_run: false,
         outcome: Some("ok".into()),
         error: None,
@@ -151,5 +154,73 @@ fn gate(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, confinement, allowlist, patch, audit, gate);
+/// 100 rules over several tools, commands and path globs; none of them
+/// matches the benchmarked calls until the last, so every rule is looked at.
+fn hundred_rules() -> execlayer::policy::RuleSet {
+    let mut rules = Vec::new();
+    for i in 0..98 {
+        let rule = match i % 3 {
+            0 => json!({"tool": "shell_exec", "command": format!("tool{i} sub{i}"), "decision": "allow"}),
+            1 => json!({"tool": "filesystem_write", "path": format!("area{i}/**/*.md"), "decision": "allow"}),
+            _ => json!({"tool": "apply_patch", "path": format!("mod{i}/**"), "decision": "ask"}),
+        };
+        rules.push(rule);
+    }
+    rules.push(json!({"tool": "shell_exec", "command": "cargo test", "decision": "allow"}));
+    rules.push(json!({"tool": "filesystem_write", "path": "src/**", "decision": "ask"}));
+    serde_json::from_value(json!(rules)).expect("rules")
+}
+
+/// What rules add to a call: working out what it touches, then the verdict.
+fn rules(c: &mut Criterion) {
+    let f = fixture();
+    let set = hundred_rules();
+    assert_eq!(set.len(), 100);
+    let mut policy = (*f.engine.policy.current()).clone();
+    policy.rules = set.clone();
+    let policy = Arc::new(policy);
+    let argv = execlayer::policy::Subject::argv(vec!["cargo".into(), "test".into(), "-p".into(), "core".into()]);
+    c.bench_function("rules/evaluate_100_command", |b| {
+        b.iter(|| set.evaluate(black_box("shell_exec"), black_box(&argv)).expect("match"))
+    });
+    let paths = execlayer::policy::Subject::paths(Ok::<_, ()>(vec!["src/deep/er/lib.rs".into()]));
+    c.bench_function("rules/evaluate_100_path", |b| {
+        b.iter(|| set.evaluate(black_box("filesystem_write"), black_box(&paths)).expect("match"))
+    });
+    let ctx = ToolContext {
+        workspace: f.engine.workspace.clone(),
+        settings: f.engine.settings.clone(),
+        cancel: Default::default(),
+        progress: Default::default(),
+        policy: policy.clone(),
+        engine: Default::default(),
+        git: Default::default(),
+    };
+    let write = f.engine.registry.get("filesystem_write").expect("tool");
+    let prepared = write
+        .prepare(json!({"path": "src/deep/er/lib.rs", "content": "x"}))
+        .expect("prepare");
+    c.bench_function("rules/gate_cost_100_write", |b| {
+        b.iter(|| {
+            let subject = prepared.subject(&ctx);
+            f.engine
+                .rule_verdict(&policy, "filesystem_write", &subject, &[], &ctx)
+                .expect("verdict")
+        })
+    });
+    let shell = f.engine.registry.get("shell_exec").expect("tool");
+    let prepared = shell
+        .prepare(json!({"command": "cargo test -p core"}))
+        .expect("prepare");
+    c.bench_function("rules/gate_cost_100_command", |b| {
+        b.iter(|| {
+            let subject = prepared.subject(&ctx);
+            f.engine
+                .rule_verdict(&policy, "shell_exec", &subject, &[], &ctx)
+                .expect("verdict")
+        })
+    });
+}
+
+criterion_group!(benches, confinement, allowlist, patch, audit, gate, rules);
 criterion_main!(benches);

@@ -258,9 +258,7 @@ impl Sockets {
     /// `execlayer approve|deny ID` over the sockets. `Ok(false)`: no server answered.
     pub async fn decide(&self, id: &str, approve: bool, remember: &str) -> anyhow::Result<bool> {
         let op = if approve { "approve" } else { "deny" };
-        let answers = self
-            .ask_all(&json!({"op": op, "id": id, "remember": remember}))
-            .await;
+        let answers = self.ask_all(&json!({"op": op, "id": id, "remember": remember})).await;
         if answers.is_empty() {
             return Ok(false);
         }

@@ -363,7 +363,11 @@ impl Engine {
         record.args_digest = digest.clone();
 
         // Rules first (a dry run changes nothing and is not judged by them).
-        let subject = if dry_run { Subject::default() } else { prepared.subject(&ctx) };
+        let subject = if dry_run {
+            Subject::default()
+        } else {
+            prepared.subject(&ctx)
+        };
         let verdict = if dry_run {
             None
         } else {
@@ -517,8 +521,10 @@ impl Engine {
                             id,
                             answer: Some(reason.clone()),
                         });
-                        let response =
-                            ToolResponse::refused(Decision::Denied, format!("denied: {tool_name} did not run ({reason})"));
+                        let response = ToolResponse::refused(
+                            Decision::Denied,
+                            format!("denied: {tool_name} did not run ({reason})"),
+                        );
                         return Ok(CallOutcome::Done(self.finish(record, started, response)));
                     }
                 }
@@ -607,9 +613,9 @@ impl Engine {
         match remember {
             Remember::Once => Ok(String::new()),
             Remember::Session => {
-                let session = session
-                    .filter(|_| offer.session)
-                    .ok_or("`remember: session` needs an MCP session, and this call has none; approve it once or always")?;
+                let session = session.filter(|_| offer.session).ok_or(
+                    "`remember: session` needs an MCP session, and this call has none; approve it once or always",
+                )?;
                 self.sessions.remember(session, offer.rule.clone())?;
                 Ok(format!("session: {}", offer.rule.summary()))
             }
@@ -642,10 +648,9 @@ impl Engine {
         via: &str,
     ) -> Result<crate::policy::Approval, OperatorError> {
         if approve && remember != Remember::Once {
-            let pending = self
-                .approvals
-                .get(id)
-                .ok_or_else(|| OperatorError::Unknown(crate::policy::ApprovalError::Unknown(id.to_owned()).to_string()))?;
+            let pending = self.approvals.get(id).ok_or_else(|| {
+                OperatorError::Unknown(crate::policy::ApprovalError::Unknown(id.to_owned()).to_string())
+            })?;
             match (&pending.remember, remember) {
                 (None, _) => {
                     return Err(OperatorError::Invalid(format!(
@@ -686,7 +691,10 @@ impl Engine {
     fn approval_required_text(&self, tool_name: &str, q: &ApprovalQuestion, id: &str) -> String {
         let why = match &q.asked_by {
             Some(rule) => format!("{rule} asks before every such call"),
-            None => format!("`{tool_name}` is {} risk and this server requires a human yes", q.risk.as_str()),
+            None => format!(
+                "`{tool_name}` is {} risk and this server requires a human yes",
+                q.risk.as_str()
+            ),
         };
         let remember = match &q.offer {
             Some(o) if o.session => format!(

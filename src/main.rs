@@ -166,8 +166,9 @@ fn remote(args: &RemoteArgs) -> anyhow::Result<Remote> {
 
 /// The operator sockets of this user's servers.
 fn sockets() -> anyhow::Result<cli::Sockets> {
-    let dir = execlayer::operator::default_socket_dir()
-        .ok_or_else(|| anyhow::anyhow!("cannot find the operator sockets: set XDG_RUNTIME_DIR or HOME, or pass --url"))?;
+    let dir = execlayer::operator::default_socket_dir().ok_or_else(|| {
+        anyhow::anyhow!("cannot find the operator sockets: set XDG_RUNTIME_DIR or HOME, or pass --url")
+    })?;
     Ok(cli::Sockets { dir })
 }
 
@@ -216,7 +217,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             cli::approvals(&remote(&http_of(&r))?).await.map(|()| true)
         }),
-        Command::Approve { id, remember, remote: r } => runtime()?.block_on(async {
+        Command::Approve {
+            id,
+            remember,
+            remote: r,
+        } => runtime()?.block_on(async {
             if r.url.is_none() && sockets()?.decide(&id, true, &remember).await? {
                 return Ok(true);
             }

@@ -237,7 +237,9 @@ mod unix {
                     return json!({"ok": false, "kind": "invalid", "error": "`remember` must be once, session or always"});
                 };
                 match engine.decide_operator(id, approve, remember, "operator (socket)", "operator (socket)") {
-                    Ok(a) => json!({"ok": true, "approval": crate::http::rest::approval_json(&a), "remembered": remember.as_str()}),
+                    Ok(a) => {
+                        json!({"ok": true, "approval": crate::http::rest::approval_json(&a), "remembered": remember.as_str()})
+                    }
                     Err(OperatorError::Unknown(e)) => json!({"ok": false, "kind": "unknown", "error": e}),
                     Err(OperatorError::NotPending(e)) => json!({"ok": false, "kind": "not_pending", "error": e}),
                     Err(OperatorError::Invalid(e)) => json!({"ok": false, "kind": "invalid", "error": e}),

@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use super::json_error;
 use crate::audit::{Decision, Door};
-use crate::engine::{ApprovalSource, CallOptions, CallOutcome, Caller, GateError};
 use crate::engine::OperatorError;
+use crate::engine::{ApprovalSource, CallOptions, CallOutcome, Caller, GateError};
 use crate::policy::{Approval, ApprovalMode, Remember, Rule, RuleSet};
 use crate::server::Core;
 use crate::tools::APPROVAL_ID_ARG;
@@ -270,11 +270,7 @@ async fn decide(core: &Core, id: &str, approve: bool, remember: Remember) -> Res
     }
 }
 
-async fn approve(
-    State(core): State<Core>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
+async fn approve(State(core): State<Core>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
     let parsed = if body.iter().all(u8::is_ascii_whitespace) {
         Ok(DecideBody::default())
     } else {
@@ -285,7 +281,9 @@ async fn approve(
             return json_error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid body",
-                Some(format!("{e}; send nothing, or {{\"remember\": \"once\" | \"session\" | \"always\"}}")),
+                Some(format!(
+                    "{e}; send nothing, or {{\"remember\": \"once\" | \"session\" | \"always\"}}"
+                )),
             );
         }
         Ok(b) => match b.remember.as_deref() {

@@ -141,7 +141,10 @@ pub fn touched_paths(workspace: &Workspace, text: &str) -> Result<Vec<String>, S
     let mut paths = Vec::new();
     for change in parse(text)? {
         for p in change.old.iter().chain(change.new.iter()) {
-            let shown = workspace.resolve(p, Access::Write).map_err(|e| e.to_string())?.display();
+            let shown = workspace
+                .resolve(p, Access::Write)
+                .map_err(|e| e.to_string())?
+                .display();
             if !paths.contains(&shown) {
                 paths.push(shown);
             }

@@ -163,17 +163,31 @@ mod tests {
         std::fs::write(&path, r#"{"rules":[{"tool":"shell_exec","command":"ls","decision":"allow"},{"tool":"shell_exec","command":"ls","decision":"maybe"}]}"#).unwrap();
         let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
         assert!(err.contains("maybe"), "{err}");
-        std::fs::write(&path, r#"{"rules":[{"tool":"shell_exec","command":"ls","decision":"allow","colour":1}]}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"rules":[{"tool":"shell_exec","command":"ls","decision":"allow","colour":1}]}"#,
+        )
+        .unwrap();
         let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
         assert!(err.contains("colour"), "{err}");
-        std::fs::write(&path, r#"{"rules":[{"tool":"shell_exec","path":"x","decision":"allow"}]}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"rules":[{"tool":"shell_exec","path":"x","decision":"allow"}]}"#,
+        )
+        .unwrap();
         let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
         assert!(err.contains("rules[0].path"), "{err}");
         std::fs::write(&path, r#"{"rules":[{"tool":"nope","decision":"allow"}]}"#).unwrap();
         let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
         assert!(err.contains("rules[0].tool"), "{err}");
         std::fs::write(&path, r#"{"rules":[]}"#).unwrap();
-        assert!(PolicyStore::open(&path, RISKS.to_vec()).unwrap().current().rules.is_empty());
+        assert!(
+            PolicyStore::open(&path, RISKS.to_vec())
+                .unwrap()
+                .current()
+                .rules
+                .is_empty()
+        );
     }
 
     #[test]

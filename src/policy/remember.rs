@@ -172,7 +172,11 @@ mod tests {
         assert_eq!(titles.len(), 3);
         assert!(titles[1].1.contains("`cargo test …` for this session"), "{titles:?}");
         let stateless = RememberOffer::for_call("shell_exec", &argv("cargo test"), &allowlist, false).unwrap();
-        assert!(!RememberOffer::choices(Some(&stateless)).iter().any(|(r, _)| *r == Remember::Session));
+        assert!(
+            !RememberOffer::choices(Some(&stateless))
+                .iter()
+                .any(|(r, _)| *r == Remember::Session)
+        );
         assert!(RememberOffer::for_call("shell_exec", &argv("rm -rf"), &allowlist, true).is_none());
     }
 

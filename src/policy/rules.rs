@@ -280,9 +280,13 @@ fn compile(index: usize, rule: &Rule) -> Result<Matcher, String> {
                 ),
             ));
         }
-        let words = shell_words::split(command).map_err(|e| at("command", format!("cannot be split into words: {e}")))?;
+        let words =
+            shell_words::split(command).map_err(|e| at("command", format!("cannot be split into words: {e}")))?;
         if words.is_empty() {
-            return Err(at("command", "is empty; give a command prefix, e.g. `git status`".into()));
+            return Err(at(
+                "command",
+                "is empty; give a command prefix, e.g. `git status`".into(),
+            ));
         }
         return Ok(Matcher::Command(words));
     }
@@ -428,8 +432,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(set.evaluate("shell_exec", &argv("git log -1")).unwrap().index, 0);
-        assert_eq!(set.evaluate("shell_exec", &argv("git push origin")).unwrap().decision, Forbid);
-        assert_eq!(set.evaluate("shell_exec", &argv("git status -s")).unwrap().decision, Ask);
+        assert_eq!(
+            set.evaluate("shell_exec", &argv("git push origin")).unwrap().decision,
+            Forbid
+        );
+        assert_eq!(
+            set.evaluate("shell_exec", &argv("git status -s")).unwrap().decision,
+            Ask
+        );
         assert!(set.evaluate("shell_exec", &argv("gitx status")).is_none());
         assert!(set.evaluate("shell_exec", &argv("ls")).is_none());
         assert!(set.evaluate("filesystem_write", &paths(&["git"])).is_none());
@@ -438,11 +448,20 @@ mod tests {
     #[test]
     fn a_path_rule_matches_only_when_every_path_matches() {
         let set = RuleSet::new(vec![rule("apply_patch", None, Some("docs/**"), RuleDecision::Allow)]).unwrap();
-        assert!(set.evaluate("apply_patch", &paths(&["docs/a.md", "docs/x/y.md"])).is_some());
-        assert!(set.evaluate("apply_patch", &paths(&["docs/a.md", "src/x.rs"])).is_none());
+        assert!(
+            set.evaluate("apply_patch", &paths(&["docs/a.md", "docs/x/y.md"]))
+                .is_some()
+        );
+        assert!(
+            set.evaluate("apply_patch", &paths(&["docs/a.md", "src/x.rs"]))
+                .is_none()
+        );
         assert!(set.evaluate("apply_patch", &paths(&[])).is_none());
         let star = RuleSet::new(vec![rule("apply_patch", None, Some("docs/*.md"), RuleDecision::Allow)]).unwrap();
-        assert!(star.evaluate("apply_patch", &paths(&["docs/x/y.md"])).is_none(), "* stays in one folder");
+        assert!(
+            star.evaluate("apply_patch", &paths(&["docs/x/y.md"])).is_none(),
+            "* stays in one folder"
+        );
     }
 
     #[test]
@@ -450,7 +469,10 @@ mod tests {
         let paths_list = vec!["src/a,b.rs".to_owned(), "src/[x].rs".to_owned()];
         let glob = exact_paths_glob(&paths_list);
         let set = RuleSet::new(vec![rule("apply_patch", None, Some(&glob), RuleDecision::Allow)]).unwrap();
-        assert!(set.evaluate("apply_patch", &paths(&["src/a,b.rs", "src/[x].rs"])).is_some());
+        assert!(
+            set.evaluate("apply_patch", &paths(&["src/a,b.rs", "src/[x].rs"]))
+                .is_some()
+        );
         assert!(set.evaluate("apply_patch", &paths(&["src/x.rs"])).is_none());
         assert!(set.evaluate("apply_patch", &paths(&["src/a"])).is_none());
     }
@@ -488,6 +510,10 @@ mod tests {
         net.network = Some(true);
         assert!(RuleSet::new(vec![net]).unwrap_err().contains("rules[0].network"));
         let set = RuleSet::new(vec![rule("rm_rf", None, None, RuleDecision::Allow)]).unwrap();
-        assert!(set.validate_tools(&["shell_exec"]).unwrap_err().contains("rules[0].tool"));
+        assert!(
+            set.validate_tools(&["shell_exec"])
+                .unwrap_err()
+                .contains("rules[0].tool")
+        );
     }
 }

@@ -53,7 +53,11 @@ impl Tool for FilesystemWrite {
     type Output = Output;
 
     fn subject(&self, ctx: &ToolContext, params: &Params) -> crate::policy::Subject {
-        crate::policy::Subject::paths(ctx.workspace.resolve(&params.path, Access::Write).map(|p| vec![p.display()]))
+        crate::policy::Subject::paths(
+            ctx.workspace
+                .resolve(&params.path, Access::Write)
+                .map(|p| vec![p.display()]),
+        )
     }
 
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
