@@ -185,7 +185,10 @@ fn rules(c: &mut Criterion) {
     });
     let paths = execlayer::policy::Subject::paths(Ok::<_, ()>(vec!["src/deep/er/lib.rs".into()]));
     c.bench_function("rules/evaluate_100_path", |b| {
-        b.iter(|| set.evaluate(black_box("filesystem_write"), black_box(&paths)).expect("match"))
+        b.iter(|| {
+            set.evaluate(black_box("filesystem_write"), black_box(&paths))
+                .expect("match")
+        })
     });
     let ctx = ToolContext {
         workspace: f.engine.workspace.clone(),
