@@ -363,7 +363,11 @@ impl Engine {
         record.args_digest = digest.clone();
 
         // Rules first (a dry run changes nothing and is not judged by them).
-        let subject = if dry_run {
+        // What the call touches is worked out only when a rule, a remembered
+        // answer or a question may need it.
+        let inner = prepared.inner_calls();
+        let may_ask = policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium;
+        let subject = if dry_run || !(may_ask || !inner.is_empty() || policy.rules.mentions(tool_name)) {
             Subject::default()
         } else {
             prepared.subject(&ctx)
@@ -371,7 +375,7 @@ impl Engine {
         let verdict = if dry_run {
             None
         } else {
-            self.rule_verdict(&policy, tool_name, &subject, &prepared.inner_calls(), &ctx)
+            self.rule_verdict(&policy, tool_name, &subject, &inner, &ctx)
         };
         if let Some(v) = &verdict {
             record.rule = Some(v.label());

@@ -360,6 +360,11 @@ impl RuleSet {
         Ok(())
     }
 
+    /// Whether any rule is about `tool` (otherwise its calls need no subject).
+    pub fn mentions(&self, tool: &str) -> bool {
+        self.rules.iter().any(|r| r.tool == tool)
+    }
+
     /// The index of a rule equal to `rule`, if the set already holds one.
     pub fn position(&self, rule: &Rule) -> Option<usize> {
         self.rules.iter().position(|r| r == rule)
