@@ -439,7 +439,10 @@ impl Engine {
                 args_digest: digest.clone(),
                 timeout: Duration::from_secs(policy.approval_timeout_seconds),
                 offer: offer.clone(),
-                asked_by: verdict.as_ref().filter(|_| rule_asks).map(Verdict::label),
+                asked_by: verdict.as_ref().filter(|_| rule_asks).map(|v| match &v.rule.reason {
+                    Some(reason) => format!("{} ({reason})", v.label()),
+                    None => v.label(),
+                }),
             };
             let who = caller.client.clone().unwrap_or_else(|| "client".into());
             if let Some(id) = approval_id {

@@ -179,6 +179,21 @@ fn http_of(args: &OperatorArgs) -> RemoteArgs {
     }
 }
 
+/// When neither a socket nor the default HTTP address answered, say both were tried.
+fn no_server_found(args: &OperatorArgs, result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match (&args.url, result) {
+        (None, Err(e)) => {
+            let dir = execlayer::operator::default_socket_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            Err(e.context(format!(
+                "no execlayer server of this user answered on an operator socket in {dir}, nor over HTTP; is a server running as this user? (give --url for a server elsewhere)"
+            )))
+        }
+        (_, result) => result,
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Schemas { out } => {
@@ -215,7 +230,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             if r.url.is_none() && sockets()?.approvals().await? {
                 return Ok(true);
             }
-            cli::approvals(&remote(&http_of(&r))?).await.map(|()| true)
+            let result = cli::approvals(&remote(&http_of(&r))?).await;
+            no_server_found(&r, result).map(|()| true)
         }),
         Command::Approve {
             id,
@@ -225,17 +241,15 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             if r.url.is_none() && sockets()?.decide(&id, true, &remember).await? {
                 return Ok(true);
             }
-            cli::decide(&remote(&http_of(&r))?, &id, true, &remember)
-                .await
-                .map(|()| true)
+            let result = cli::decide(&remote(&http_of(&r))?, &id, true, &remember).await;
+            no_server_found(&r, result).map(|()| true)
         }),
         Command::Deny { id, remote: r } => runtime()?.block_on(async {
             if r.url.is_none() && sockets()?.decide(&id, false, "once").await? {
                 return Ok(true);
             }
-            cli::decide(&remote(&http_of(&r))?, &id, false, "once")
-                .await
-                .map(|()| true)
+            let result = cli::decide(&remote(&http_of(&r))?, &id, false, "once").await;
+            no_server_found(&r, result).map(|()| true)
         }),
         Command::Rules => {
             let settings = Settings::load(&std::env::current_dir()?)?;
