@@ -2,6 +2,7 @@ mod agent;
 mod approvals;
 mod cancel;
 mod confinement;
+mod edit_scenarios;
 mod fuzz;
 mod git;
 mod hardening;
