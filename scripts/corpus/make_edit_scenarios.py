@@ -229,4 +229,13 @@ bad("edit_crlf_miss_shows_lines", {"configparser.py": CPW},
      "new_string": "class NoSectionError(KeyError):\n"},
     ["configparser.py", "closest lines are 14-15", "    14  | class NoSectionError(Error):"])
 
+
+
+# A Latin-1 file (shlex.py's word characters, saved in ISO-8859-1): refused as not UTF-8, naming the file.
+SHL = excerpt(f"{PY}/shlex.py", 19, 45).encode("latin-1")
+bad("edit_latin1_file_refused", {"shlex.py": SHL},
+    {"path": "shlex.py", "old_string": "        self.whitespace = ' \\t\\r\\n'\n", "new_string": "        self.whitespace = ' \\t\\r\\n\\f'\n"},
+    ["shlex.py", "not UTF-8", "edit_file"],
+    bug="edit_file on a file that is not UTF-8 answers `shlex.py is not UTF-8 text; apply_patch changes UTF-8 text files "
+        "only`: the message names the other tool (Plan::current's wording is shared). Say edit_file (or 'this tool').")
 print("done")

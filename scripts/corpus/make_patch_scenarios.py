@@ -410,4 +410,31 @@ ok("agent_typographic_quotes_in_context", {"shlex.py": SH}, {"shlex.py": sh2}, d
    summary=[{"path": "shlex.py", "additions": 1, "deletions": 0, "hunks": [{"matched": "whitespace"}]}],
    answer=["indentation or punctuation differed"])
 
+
+
+# 36. The model's hunk lost one indentation level everywhere (copied from a dedented view).
+def dedent4(d):
+    out = []
+    for l in d.split("\n"):
+        if l[:1] in " +-" and l[1:5] == "    " and not l.startswith(("---", "+++")):
+            l = l[0] + l[5:]
+        out.append(l)
+    return "\n".join(out)
+tw36 = rep(TW, "        if width < 1:\n            space_left = 1\n",
+           "        if width < 1:\n            # Always make progress, even with a huge indent.\n            space_left = 1\n")
+ok("agent_dedented_hunk_python", {"textwrap.py": TW}, {"textwrap.py": tw36}, damage=dedent4,
+   summary=[{"path": "textwrap.py", "additions": 1, "deletions": 0, "hunks": [{"line": 205, "matched": "whitespace"}]}],
+   bug="A hunk whose every line lost 4 spaces of indentation matches with `matched: whitespace`, and its added line "
+       "is inserted with the hunk's (wrong) indentation: the comment lands at 8 spaces inside a 12-space block. For "
+       "Python that is a wrong result reported as success. Re-indent added lines by the indentation difference the "
+       "context lines matched with (or refuse when it differs).")
+
+# 37. A pure insertion whose line number is past the end of the file: refused, not appended.
+bad("agent_add_only_past_end_refused", {"include/err.h": EH},
+    "--- a/include/err.h\n+++ b/include/err.h\n@@ -120,0 +121,2 @@\n+/* Deprecated names.  */\n+#define warnc warn\n",
+    ["include/err.h", "hunk 1 of 1", "120"],
+    bug="A hunk that only adds lines, with no context, at line 120 of a 62-line file is appended at the end of the "
+        "file (the hint is clamped to the file's length) and reported as success. git apply refuses it. Without "
+        "context lines the line number is all there is; when it is past the end the file is not the one the model "
+        "thinks, so refuse, saying the file has 62 lines.")
 print("done")
