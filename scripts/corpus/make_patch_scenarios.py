@@ -437,4 +437,31 @@ bad("agent_add_only_past_end_refused", {"include/err.h": EH},
         "file (the hint is clamped to the file's length) and reported as success. git apply refuses it. Without "
         "context lines the line number is all there is; when it is past the end the file is not the one the model "
         "thinks, so refuse, saying the file has 62 lines.")
+
+# 38. A column-0 context line written without its leading space, inside the counts, with changes after it.
+eh38 = rep(EH, "#ifndef\t_ERR_H\n#define\t_ERR_H\t1\n", "#ifndef\t_ERR_H\n#define\t_ERR_H\t2\n")
+eh38 = rep(eh38, "#define\t__need___va_list\n", "#define\t__need___va_list 1\n")
+p38 = git_diff({"include/err.h": EH}, {"include/err.h": eh38}).replace("\n #include <features.h>\n", "\n#include <features.h>\n")
+bad("agent_unmarked_context_line_refused", {"include/err.h": EH}, p38,
+    ["include/err.h", "#include <features.h>"],
+    bug="A context line written without its leading space (`#include <features.h>`, column 0) in the middle of a "
+        "counted hunk ends the hunk there; the hunk's remaining lines (`-#define\\t__need___va_list` / `+…`) are then "
+        "skipped as prose, and the first half is applied and reported as success: half a hunk applied, the rest "
+        "silently dropped. git apply says 'corrupt patch'. Within the header's counts, refuse naming the line (or read "
+        "it as context, as blank lines are), never drop the rest.")
+
+# 39. Codex chunk with an anchor and only added lines: no context, no line number.
+codex39 = """*** Begin Patch
+*** Update File: configparser.py
+@@ class NoOptionError(Error):
++    # Kept for backwards compatibility.
++    option = None
+*** End Patch
+"""
+bad("agent_codex_add_only_with_anchor_refused", {"configparser.py": CP}, codex39,
+    ["configparser.py", "hunk 1 of 1", "only adds lines"],
+    bug="A Codex chunk with only `+` lines under an `@@ class NoOptionError(Error):` anchor is inserted right after the "
+        "anchor line — between the class line and its docstring, which turns the docstring into a plain expression. "
+        "Codex itself puts pure-addition chunks at the end of the file. Neither guess is safe: an anchor is neither "
+        "context nor a line number, so refuse as for a bare `@@` (ask for context lines).")
 print("done")
