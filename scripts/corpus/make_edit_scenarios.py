@@ -238,4 +238,20 @@ bad("edit_latin1_file_refused", {"shlex.py": SHL},
     ["shlex.py", "not UTF-8", "edit_file"],
     bug="edit_file on a file that is not UTF-8 answers `shlex.py is not UTF-8 text; apply_patch changes UTF-8 text files "
         "only`: the message names the other tool (Plan::current's wording is shared). Say edit_file (or 'this tool').")
+
+# old_string copied with the line numbers of a numbered read (`cat -n` style): refused, showing the right lines.
+numbered = "".join(f"{150 + i:>6}\t{l}\n" for i, l in enumerate(
+    ["        if self.expand_tabs:", "            text = text.expandtabs(self.tabsize)"]))
+bad("edit_old_string_with_line_number_prefixes", {"textwrap.py": TW},
+    {"path": "textwrap.py", "old_string": numbered, "new_string": numbered.replace("self.tabsize", "8")},
+    ["textwrap.py", "old_string is not in the file", "   150", "   151", "if self.expand_tabs:"])
+
+# A file without a final newline, old_string ending with one: the refusal must say what differs.
+bad("edit_no_final_newline_old_string_ends_with_newline", {"include/err.h": EHN},
+    {"path": "include/err.h", "old_string": "__END_DECLS\n\n#endif\t/* err.h */\n", "new_string": "__END_DECLS\n\n#endif /* _ERR_H */\n"},
+    ["include/err.h", "newline"],
+    bug="The file has no newline at its end and old_string ends with one. The refusal says `Lines 60-62 hold the same "
+        "text with different whitespace or indentation; copy them exactly as shown` and shows the three lines, "
+        "identical to old_string — the model copies them again and fails again. Say that the file's last line has no "
+        "final newline (or match old_string's final newline against the end of the file).")
 print("done")

@@ -464,4 +464,10 @@ bad("agent_codex_add_only_with_anchor_refused", {"configparser.py": CP}, codex39
         "anchor line — between the class line and its docstring, which turns the docstring into a plain expression. "
         "Codex itself puts pure-addition chunks at the end of the file. Neither guess is safe: an anchor is neither "
         "context nor a line number, so refuse as for a bare `@@` (ask for context lines).")
+
+# 40. Tabs inside C lines written as spaces by the model: not tolerated (only outer whitespace is); refused, naming
+# the file and the hunk, with the closest lines.
+p40 = git_diff({"include/err.h": EH}, {"include/err.h": eh38}).replace("\t", " ")
+bad("agent_tabs_written_as_spaces_refused", {"include/err.h": EH}, p40,
+    ["include/err.h: hunk 1 of 1", "does not apply", "    19 !| #ifndef\t_ERR_H", "no file was changed"])
 print("done")
