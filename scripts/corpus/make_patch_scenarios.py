@@ -470,4 +470,17 @@ bad("agent_codex_add_only_with_anchor_refused", {"configparser.py": CP}, codex39
 p40 = git_diff({"include/err.h": EH}, {"include/err.h": eh38}).replace("\t", " ")
 bad("agent_tabs_written_as_spaces_refused", {"include/err.h": EH}, p40,
     ["include/err.h: hunk 1 of 1", "does not apply", "    19 !| #ifndef\t_ERR_H", "no file was changed"])
+
+# 41. Hunk 1's line number is 20 off, hunk 2's is right; hunk 2's two context lines also occur 19 lines earlier.
+ch41 = rep(CH, "    #[cold]\n", "    #[cold]\n    #[must_use]\n")
+ch41 = rep(ch41, "                while let Some(cause) = next {\n                    next = cause.source();\n                    len += 1;\n",
+           "                while let Some(cause) = next {\n                    // Count every source.\n                    next = cause.source();\n                    len += 1;\n")
+ok("agent_offset_of_previous_hunk_does_not_move_a_right_header", {"src/chain.rs": CH}, {"src/chain.rs": ch41},
+   diff_args=("-U1",), damage=lambda d: shift(d, [+20, 0]),
+   summary=[{"path": "src/chain.rs", "additions": 2, "deletions": 0, "hunks": [{"line": 27}, {"line": 81}]}],
+   bug="Hunk 1's header is 20 lines off; hunk 2's header is exactly right, and its context lines match exactly "
+       "there (line 81). The engine moves hunk 2's hint by hunk 1's offset (-20, GNU patch style) and places it "
+       "at the identical block nearest the moved hint (line 62, in next_back()) — the wrong function, reported as "
+       "success. A match exactly at the header's own line should win over the offset-moved hint (or: two "
+       "matches, one at the header's line and one nearer the moved hint, is an ambiguity to refuse).")
 print("done")
