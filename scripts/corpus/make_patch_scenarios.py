@@ -483,4 +483,13 @@ ok("agent_offset_of_previous_hunk_does_not_move_a_right_header", {"src/chain.rs"
        "at the identical block nearest the moved hint (line 62, in next_back()) — the wrong function, reported as "
        "success. A match exactly at the header's own line should win over the offset-moved hint (or: two "
        "matches, one at the header's line and one nearer the moved hint, is an ambiguity to refuse).")
+
+# 42. Two fenced diffs, one per file, with prose between them (one reply, two code blocks).
+def two_fences(d):
+    parts = re.split(r"(?m)^(?=diff --git )", d)
+    return ("First the header:\n\n```diff\n" + parts[1] + "```\n\nThen the Rust side:\n\n```diff\n" + parts[2] +
+            "```\n\nBoth together keep the build green.\n")
+ok("agent_two_fenced_diffs_with_prose", {"include/err.h": EH, "src/chain.rs": CH}, {"include/err.h": eh2, "src/chain.rs": ch2},
+   damage=two_fences,
+   summary=[{"path": "include/err.h", "additions": 3, "deletions": 2}, {"path": "src/chain.rs", "additions": 1, "deletions": 0}])
 print("done")
