@@ -492,4 +492,22 @@ def two_fences(d):
 ok("agent_two_fenced_diffs_with_prose", {"include/err.h": EH, "src/chain.rs": CH}, {"include/err.h": eh2, "src/chain.rs": ch2},
    damage=two_fences,
    summary=[{"path": "include/err.h", "additions": 3, "deletions": 2}, {"path": "src/chain.rs", "additions": 1, "deletions": 0}])
+
+# 43. Codex anchors that contradict each other: the `def` line given is not in the named class (it is in a later
+# class). The chunk must not land in that later class.
+codex43 = """*** Begin Patch
+*** Update File: configparser.py
+@@ class NoSectionError(Error):
+@@     def __init__(self, option, section):
+         self.section = section
++        self.hint = None
+*** End Patch
+"""
+bad("agent_codex_anchor_outside_its_class_refused", {"configparser.py": CP}, codex43,
+    ["configparser.py", "hunk 1 of 1"],
+    bug="`@@ class NoSectionError(Error):` then `@@     def __init__(self, option, section):` — that signature is not "
+        "in NoSectionError but in NoOptionError, 60 lines later. The anchors are searched one after the other with no "
+        "notion of the class ending, so the chunk lands in NoOptionError.__init__ and is reported as applied. The "
+        "model named NoSectionError; landing in another class is a wrong result. Refuse when a later anchor is only "
+        "found past the block of the earlier one (e.g. past the next line indented as little as the earlier anchor).")
 print("done")
