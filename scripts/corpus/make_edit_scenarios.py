@@ -254,4 +254,9 @@ bad("edit_no_final_newline_old_string_ends_with_newline", {"include/err.h": EHN}
         "text with different whitespace or indentation; copy them exactly as shown` and shows the three lines, "
         "identical to old_string — the model copies them again and fails again. Say that the file's last line has no "
         "final newline (or match old_string's final newline against the end of the file).")
+
+# A dry run of an edit that cannot apply is an error, not a successful dry run.
+bad("edit_dry_run_failing_edit_refused", {"src/chain.rs": CH},
+    {"path": "src/chain.rs", "old_string": "    #[inline(never)]\n", "new_string": "    #[inline]\n", "dry_run": True},
+    ["src/chain.rs", "old_string is not in the file"])
 print("done")
