@@ -394,10 +394,11 @@ async fn remember_always_adds_a_rule_a_new_process_honours_and_a_decline_remembe
         let r = call(
             &client,
             "filesystem_write",
-            json!({"path": "notes/a.md", "content": "x"}),
+            json!({"path": "notes/a.md", "content": "x", "create_dirs": true}),
         )
         .await;
         assert_tool_error(&r, "denied");
+        assert_eq!(no.count(), 1, "the human was asked and said no");
         assert!(core.engine.policy.current().rules.is_empty());
 
         let yes = Asker::new(version.clone(), true, Some("always"));
