@@ -449,7 +449,7 @@ test('dashboard in headless Chromium: token, tools, approvals, audit, policy, br
 
   // ------------------------------------------------------------ 9: screenshot with a pending call and audit rows
   await step('9. full-page screenshot with a pending approval and audit rows', async () => {
-    const pending = await write('notes/screenshot.txt', 'waiting for a yes\n');
+    const pending = await write('screenshot.txt', 'waiting for a yes\n');
     assert.equal(pending.status, 403, JSON.stringify(pending.body));
     lastPendingId = pending.body.pending_id;
     await page.locator(`#pending-list .pending[data-id="${pending.body.pending_id}"]`).waitFor({ state: 'visible' });

@@ -35,7 +35,7 @@ const CORE_TOOLS = [
 ];
 
 // Also registered (src/tools/mod.rs, DESIGN.md "Default risks"): the local-model tools.
-const EXPECTED_TOOLS = [...CORE_TOOLS, 'run_playbook', 'reason', 'brain_status'];
+const EXPECTED_TOOLS = [...CORE_TOOLS, 'edit_file', 'run_playbook', 'reason', 'brain_status'];
 
 const TOKEN = 'interop-node-token-0123456789abcdef';
 
