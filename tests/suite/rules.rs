@@ -530,3 +530,40 @@ async fn rules_are_edited_over_rest_and_validated_server_side() {
         .unwrap();
     assert_eq!(r.status(), 200, "the REST door honours the new rule");
 }
+
+#[tokio::test]
+async fn edit_file_meets_path_rules_on_every_file_it_edits() {
+    let env = TestEnv::strict();
+    with_rules(
+        &env,
+        json!([{"tool": "edit_file", "path": "docs/**", "decision": "allow"}]),
+    );
+    env.write("docs/a.md", "old doc\n");
+    env.write("src/a.rs", "old code\n");
+    let version = ProtocolVersion::V_2025_11_25;
+    let human = Asker::new(version.clone(), true, None);
+    let client = stdio_client(&env.core(), human.clone(), &version).await;
+    let r = call(
+        &client,
+        "edit_file",
+        json!({"path": "docs/a.md", "old_string": "old doc", "new_string": "new doc"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(human.count(), 0, "docs/a.md needs no question");
+    let r = call(
+        &client,
+        "edit_file",
+        json!({"edits": [
+            {"path": "docs/a.md", "old_string": "new doc", "new_string": "newer doc"},
+            {"path": "src/a.rs", "old_string": "old code", "new_string": "new code"},
+        ]}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(human.count(), 1, "an edit reaching into src asks");
+    assert_eq!(env.read("src/a.rs"), "new code\n");
+    let edits = calls_of(&env, "edit_file");
+    assert_eq!(edits[0]["rule"], "rules[0] edit_file path \"docs/**\" allow");
+    assert!(edits[1].get("rule").is_none(), "{:?}", edits[1]);
+}
