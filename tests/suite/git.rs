@@ -86,6 +86,59 @@ async fn status_reports_upstream_ahead_and_behind() {
     assert!(text(&r).contains("[ahead 2]"));
 }
 
+/// The text block keeps the description's promise: HEAD (short id and
+/// subject) and the upstream with ahead/behind counts, against a real remote.
+#[tokio::test]
+async fn status_text_shows_head_and_upstream_with_ahead_and_behind() {
+    let env = TestEnv::new();
+    env.init_repo(&[("a.txt", "a\n"), ("b.txt", "b\n")]);
+    let remote = env.dir.path().join("remote.git");
+    git_in(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            env.ws.to_str().unwrap(),
+            remote.to_str().unwrap(),
+        ],
+    );
+    env.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    env.git(&["fetch", "-q", "origin"]);
+    env.git(&["branch", "-q", "--set-upstream-to", "origin/main"]);
+    // Someone else pushes a commit to the remote...
+    let other = env.dir.path().join("other");
+    git_in(
+        env.dir.path(),
+        &["clone", "-q", remote.to_str().unwrap(), other.to_str().unwrap()],
+    );
+    std::fs::write(other.join("b.txt"), "b from elsewhere\n").unwrap();
+    git_in(&other, &["commit", "-qam", "remote change"]);
+    git_in(&other, &["push", "-q", "origin", "main"]);
+    env.git(&["fetch", "-q", "origin"]);
+    // ...while we commit locally.
+    env.write("a.txt", "a2\n");
+    env.git(&["commit", "-qam", "Fix the frobnicator"]);
+    let head = env.git(&["rev-parse", "HEAD"]).trim().to_owned();
+
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    let s = structured(&r);
+    assert_eq!((s["ahead"].as_u64(), s["behind"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(s["head_subject"], "Fix the frobnicator");
+    let t = text(&r);
+    assert!(t.starts_with("## main...origin/main [ahead 1, behind 1]\n"), "{t}");
+    assert!(
+        t.contains(&format!("HEAD {} Fix the frobnicator\n", &head[..12])),
+        "{t}"
+    );
+
+    // No upstream: the text says so rather than leaving it out.
+    env.git(&["branch", "-q", "--unset-upstream"]);
+    let t = text(&call(&client, "git_status", json!({})).await);
+    assert!(t.starts_with("## main (no upstream)\nHEAD "), "{t}");
+}
+
 #[tokio::test]
 async fn status_outside_a_repository_says_how_to_fix_it() {
     let env = TestEnv::new();
