@@ -208,15 +208,12 @@ fn search(
                 return WalkState::Continue;
             }
             let mut sink = FileMatches::new(max);
-            match search_file(&mut searcher, matcher, item.path(), &mut sink, &mut head) {
-                Ok(true) => {
-                    files_searched.fetch_add(1, Ordering::Relaxed);
-                    if !sink.found.is_empty() {
-                        kept.add(key, sink);
-                    }
+            // Binary, unreadable, or a line over MAX_LINE_BYTES: left out.
+            if let Ok(true) = search_file(&mut searcher, matcher, item.path(), &mut sink, &mut head) {
+                files_searched.fetch_add(1, Ordering::Relaxed);
+                if !sink.found.is_empty() {
+                    kept.add(key, sink);
                 }
-                // Binary, unreadable, or a line over MAX_LINE_BYTES: left out.
-                Ok(false) | Err(_) => {}
             }
             WalkState::Continue
         })
