@@ -308,3 +308,69 @@ async fn status_of_a_large_repository_matches_the_git_cli() {
     theirs.sort();
     assert_eq!(ours, theirs);
 }
+
+/// git_diff asks only the files whose stat data differ from the index (as
+/// `git diff` does); these are the cases where stat data alone would mislead.
+#[tokio::test]
+async fn diff_driven_by_stat_data_still_sees_every_change() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = (0..2_500)
+        .map(|i| (format!("d{}/f{i}.txt", i % 7), format!("{i}\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    // Same size, written right after the index: only "racily clean" checks catch it.
+    env.write("d0/f0.txt", "X\n");
+    // Touched, content unchanged: stat data differ, no difference to show.
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(env.path("d1/f1.txt"))
+        .unwrap();
+    touched
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    // Deleted, and made executable.
+    std::fs::remove_file(env.path("d2/f2.txt")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.path("d3/f3.txt"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let client = env.client().await;
+
+    let r = call(&client, "git_diff", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let mut seen: Vec<(String, String)> = structured(&r)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("d0/f0.txt", "modified"),
+        ("d2/f2.txt", "deleted"),
+        ("d3/f3.txt", "modified"),
+    ];
+    assert_eq!(
+        seen,
+        expected.map(|(p, s)| (p.to_owned(), s.to_owned())),
+        "{}",
+        text(&r)
+    );
+    assert!(text(&r).contains("-0\n+X\n"), "{}", text(&r));
+    assert!(text(&r).contains("new mode 100755"), "{}", text(&r));
+    // The CLI agrees.
+    let cli = env.git(&["diff", "--name-only"]);
+    assert_eq!(cli.lines().collect::<Vec<_>>(), ["d0/f0.txt", "d2/f2.txt", "d3/f3.txt"]);
+
+    // Limited to a path: only what is under it.
+    let r = call(&client, "git_diff", json!({"paths": ["d2"]})).await;
+    assert_eq!(structured(&r)["files"].as_array().unwrap().len(), 1);
+    assert_eq!(structured(&r)["files"][0]["path"], "d2/f2.txt");
+    // Nothing changed under a path: said so.
+    let r = call(&client, "git_diff", json!({"paths": ["d4"]})).await;
+    assert_eq!(text(&r), "No differences (index..worktree).\n");
+}
