@@ -222,27 +222,22 @@ mod stat_scan {
                 .map(|e| e.path.clone())
                 .collect()
         };
-        let mut out = Vec::new();
         if threads == 1 || entries.len() < 2_000 {
-            out = check(&entries);
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = entries
-                    .chunks(chunk)
-                    .skip(1)
-                    .map(|part| scope.spawn(move || check(part)))
-                    .collect();
-                out = check(&entries[..chunk.min(entries.len())]);
-                for h in handles {
-                    match h.join() {
-                        Ok(part) => out.extend(part),
-                        // A thread that panicked decided nothing: keep its entries.
-                        Err(_) => {}
-                    }
-                }
-            });
+            return Some(check(&entries));
         }
-        Some(out)
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .skip(1)
+                .map(|part| scope.spawn(move || check(part)))
+                .collect();
+            let mut out = check(&entries[..chunk.min(entries.len())]);
+            for h in handles {
+                // A thread that panicked decided nothing: fall back to the full diff.
+                out.extend(h.join().ok()?);
+            }
+            Some(out)
+        })
     }
 
     fn changed(workdir: &Path, e: &Stat, index_mtime: (i64, u32)) -> bool {
