@@ -218,8 +218,136 @@ fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> R
         entry.renamed_from = renamed_from;
     }
 
-    let groups = split_for_threads(r, &index);
-    let worktree: Vec<(String, Change)> = match groups.as_slice() {
+    let worktree = match stat_driven_worktree(r, &index)? {
+        Some(found) => found,
+        None => worktree_split(r, cache, root, &index)?,
+    };
+    for (path, change) in worktree {
+        by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
+    }
+    Ok(by_path.into_values().collect())
+}
+
+/// The work-tree half as `git status` computes it: tracked files from the
+/// index's stat data (one `lstat` each, on every core; libgit2 then compares
+/// only the files whose stat data changed), untracked files from a walk that
+/// reads directories without `lstat`ing their entries (types come from
+/// `readdir`), honouring `.gitignore`, `.git/info/exclude` and
+/// `core.excludesFile`, and not descending into nested repositories. `None`
+/// when the stat data cannot be used (then libgit2's own scan runs).
+fn stat_driven_worktree(r: &Repo, index: &git2::Index) -> Result<Option<Vec<(String, Change)>>, ToolError> {
+    let repo = &r.repo;
+    let Some(workdir) = repo.workdir().map(std::path::Path::to_path_buf) else {
+        return Ok(None);
+    };
+    let Some(candidates) = crate::git::stat_candidates(repo, index, std::slice::from_ref(&r.scope)) else {
+        return Ok(None);
+    };
+    let mut found = Vec::new();
+    if !candidates.is_empty() {
+        let mut opts = DiffOptions::new();
+        opts.include_typechange(true).disable_pathspec_match(true);
+        for c in &candidates {
+            opts.pathspec(std::ffi::CString::new(c.as_slice()).unwrap_or_default());
+        }
+        let diff = repo
+            .diff_index_to_workdir(Some(index), Some(&mut opts))
+            .map_err(|e| git_error("cannot compare the index with the work tree", e))?;
+        found.extend(diff.deltas().filter_map(|delta| {
+            let change = match delta.status() {
+                Delta::Modified => Change::Modified,
+                Delta::Deleted => Change::Deleted,
+                Delta::Typechange => Change::Typechange,
+                Delta::Conflicted => Change::Conflicted,
+                _ => return None,
+            };
+            Some((delta_path(r, &delta)?, change))
+        }));
+    }
+    found.extend(untracked(r, index, &workdir));
+    Ok(Some(found))
+}
+
+/// Untracked files under the workspace (each file listed, as `git status -uall`).
+fn untracked(r: &Repo, index: &git2::Index, workdir: &std::path::Path) -> Vec<(String, Change)> {
+    use std::collections::HashSet;
+    let tracked: HashSet<Vec<u8>> = index.iter().map(|e| e.path).collect();
+    let start = workdir.join(&r.scope);
+    let mut builder = ignore::WalkBuilder::new(&start);
+    builder
+        .hidden(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(true)
+        .ignore(false)
+        .parents(true)
+        .require_git(false)
+        .follow_links(false)
+        .threads(std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
+    let found = std::sync::Mutex::new(Vec::new());
+    let tracked = &tracked;
+    let found_ref = &found;
+    let scope = r.scope.as_str();
+    let to_workspace = move |repo_path: &str| repo_path.strip_prefix(scope).map(str::to_owned);
+    builder.build_parallel().run(|| {
+        Box::new(move |item| {
+            use ignore::WalkState;
+            let Ok(item) = item else { return WalkState::Continue };
+            if item.depth() == 0 {
+                return WalkState::Continue;
+            }
+            let Some(file_type) = item.file_type() else {
+                return WalkState::Continue;
+            };
+            if item.file_name() == ".git" {
+                return WalkState::Skip;
+            }
+            let Ok(relative) = item.path().strip_prefix(workdir) else {
+                return WalkState::Continue;
+            };
+            let path = relative.as_os_str().as_encoded_bytes();
+            if file_type.is_dir() {
+                if tracked.contains(path) {
+                    return WalkState::Skip; // a submodule (gitlink in the index)
+                }
+                // A nested repository that is not a submodule: git shows the folder itself.
+                if item.path().join(".git").symlink_metadata().is_ok() {
+                    let shown = format!("{}/", String::from_utf8_lossy(path));
+                    if let Some(p) = to_workspace(&shown) {
+                        found_ref
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((p, Change::Untracked));
+                    }
+                    return WalkState::Skip;
+                }
+                return WalkState::Continue;
+            }
+            if !tracked.contains(path) {
+                let shown = String::from_utf8_lossy(path);
+                if let Some(p) = to_workspace(&shown) {
+                    found_ref
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((p, Change::Untracked));
+                }
+            }
+            WalkState::Continue
+        })
+    });
+    found.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// libgit2's own work-tree scan, split across two threads by top-level name.
+fn worktree_split(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    root: &std::path::Path,
+    index: &git2::Index,
+) -> Result<Vec<(String, Change)>, ToolError> {
+    let repo = &r.repo;
+    let groups = split_for_threads(r, index);
+    Ok(match groups.as_slice() {
         [first, second] => {
             let spare = cache.lend_spare(root)?;
             let (mine, (spare, theirs)) = std::thread::scope(|scope| {
@@ -239,11 +367,7 @@ fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> R
             all
         }
         _ => worktree_changes(r, repo, None)?,
-    };
-    for (path, change) in worktree {
-        by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
-    }
-    Ok(by_path.into_values().collect())
+    })
 }
 
 impl Entry {

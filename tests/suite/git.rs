@@ -374,3 +374,47 @@ async fn diff_driven_by_stat_data_still_sees_every_change() {
     let r = call(&client, "git_diff", json!({"paths": ["d4"]})).await;
     assert_eq!(text(&r), "No differences (index..worktree).\n");
 }
+
+/// git_status's work-tree half is computed from the index's stat data and a
+/// walk for untracked files; whatever the case, it must say what
+/// `git status --porcelain -uall` says.
+#[tokio::test]
+async fn status_agrees_with_the_git_cli() {
+    let env = TestEnv::new();
+    env.init_repo(&[
+        (".gitignore", "*.log\nbuild/\n"),
+        ("src/a.rs", "a\n"),
+        ("src/b.rs", "b\n"),
+        ("src/c.rs", "c\n"),
+        ("docs/x.md", "x\n"),
+        ("link_target.txt", "t\n"),
+    ]);
+    env.write("src/a.rs", "A\n"); // same size, racily clean
+    std::fs::remove_file(env.path("src/b.rs")).unwrap();
+    std::fs::remove_file(env.path("docs/x.md")).unwrap();
+    std::os::unix::fs::symlink("link_target.txt", env.path("docs/x.md")).unwrap(); // typechange
+    env.write("src/new.rs", "n\n");
+    env.write("fresh/deep/er/file.txt", "f\n");
+    env.write("app.log", "ignored\n");
+    env.write("build/out.o", "ignored\n");
+    env.write("excluded.tmp", "ignored through info/exclude\n");
+    std::fs::write(env.path(".git/info/exclude"), "excluded.tmp\n").unwrap();
+    std::fs::create_dir_all(env.path("nested")).unwrap();
+    git_in(&env.path("nested"), &["init", "-q"]);
+    env.write("nested/inner.txt", "inside another repository\n");
+    env.write("src/staged.rs", "s\n");
+    env.git(&["add", "src/staged.rs"]);
+
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let mine: Vec<String> = text(&r).lines().skip(2).map(str::to_owned).collect();
+    let cli: Vec<String> = env
+        .git(&["status", "--porcelain", "-uall"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut cli_sorted = cli.clone();
+    cli_sorted.sort_by(|a, b| a[3..].cmp(&b[3..]));
+    assert_eq!(mine, cli_sorted, "execlayer:\n{}\ngit:\n{}", text(&r), cli.join("\n"));
+}
