@@ -51,6 +51,10 @@ class Mcp:
             raise RuntimeError(f"{tool} failed: {r}")
         return dt, len(json.dumps(r))
 
+    def cpu_s(self):
+        f = open(f"/proc/{self.p.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
     def hwm_kib(self):
         for line in open(f"/proc/{self.p.pid}/status"):
             if line.startswith("VmHWM:"):
@@ -86,18 +90,27 @@ def main():
         else:
             run_cli(case["cli"], case["cwd"])
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        a_cpu = b_cpu = 0.0
+        children = lambda: (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
         for _ in range(rounds):
             samples = []
+            c0 = srv.cpu_s()
             for _ in range(n):
                 dt, size = srv.call(case["tool"], case["args"])
                 samples.append(dt)
+            a_cpu += srv.cpu_s() - c0
             a_rounds.append(statistics.median(samples))
             if peer:
+                c0 = peer.cpu_s()
                 b_rounds.append(statistics.median(peer.call(case["peer"]["tool"], case["peer"]["args"])[0] for _ in range(n)))
+                b_cpu += peer.cpu_s() - c0
             else:
+                c0 = children()
                 b_rounds.append(statistics.median(run_cli(case["cli"], case["cwd"]) for _ in range(n)))
+                b_cpu += children() - c0
         a, b = statistics.median(a_rounds), statistics.median(b_rounds)
         row = {"label": case["label"], "a_ms": a * 1e3, "b_ms": b * 1e3, "ratio": a / b,
+               "a_cpu_ms_per_call": a_cpu * 1e3 / (n * rounds), "b_cpu_ms_per_call": b_cpu * 1e3 / (n * rounds),
                "a_spread": max(a_rounds) / min(a_rounds), "b_spread": max(b_rounds) / min(b_rounds),
                "response_bytes": size, "server_hwm_kib": srv.hwm_kib(),
                "cli_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if not peer else None,

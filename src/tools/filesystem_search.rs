@@ -183,7 +183,7 @@ fn search(
             .heap_limit(Some(MAX_LINE_BYTES))
             .build();
         let (kept, files_searched) = (&kept, &files_searched);
-        let mut head = Vec::with_capacity(FIRST_BLOCK);
+        let mut head = vec![0; FIRST_BLOCK];
         Box::new(move |item| {
             use ignore::WalkState;
             if cancel.is_cancelled() {
@@ -193,9 +193,8 @@ fn search(
             let Some(file_type) = item.file_type() else {
                 return WalkState::Continue;
             };
-            let relative = item.path().strip_prefix(root).unwrap_or(item.path());
-            let key = display_relative(relative);
-            if kept.sorts_after_cutoff(&key) {
+            let key = || display_relative(item.path().strip_prefix(root).unwrap_or(item.path()));
+            if kept.has_cutoff.load(Ordering::Relaxed) && kept.sorts_after_cutoff(&key()) {
                 // Nothing in it could be among the first `max` matches.
                 return if file_type.is_dir() {
                     WalkState::Skip
@@ -212,7 +211,7 @@ fn search(
             if let Ok(true) = search_file(&mut searcher, matcher, item.path(), &mut sink, &mut head) {
                 files_searched.fetch_add(1, Ordering::Relaxed);
                 if !sink.found.is_empty() {
-                    kept.add(key, sink);
+                    kept.add(key(), sink);
                 }
             }
             WalkState::Continue
@@ -241,6 +240,7 @@ fn search_file(
     let mut reader = FirstBlockCheck {
         file,
         head,
+        filled: 0,
         served: 0,
         state: Block::Unread,
     };
@@ -272,6 +272,7 @@ const FIRST_BLOCK: usize = 64 * 1024;
 struct FirstBlockCheck<'a> {
     file: std::fs::File,
     head: &'a mut Vec<u8>,
+    filled: usize,
     served: usize,
     state: Block,
 }
@@ -291,7 +292,7 @@ impl Read for FirstBlockCheck<'_> {
                 Block::Binary => return Ok(0),
                 Block::Rest => return self.file.read(buf),
                 Block::Serving => {
-                    let left = &self.head[self.served..];
+                    let left = &self.head[self.served..self.filled];
                     if left.is_empty() {
                         self.state = Block::Rest;
                         continue;
@@ -302,10 +303,12 @@ impl Read for FirstBlockCheck<'_> {
                     return Ok(n);
                 }
                 Block::Unread => {
-                    self.head.resize(FIRST_BLOCK, 0);
-                    let n = self.file.read(self.head)?;
-                    self.head.truncate(n);
-                    self.state = if self.head.contains(&0) {
+                    // Sized once per thread, never cleared: only `filled` bytes count.
+                    if self.head.len() < FIRST_BLOCK {
+                        self.head.resize(FIRST_BLOCK, 0);
+                    }
+                    self.filled = self.file.read(&mut self.head[..FIRST_BLOCK])?;
+                    self.state = if self.head[..self.filled].contains(&0) {
                         Block::Binary
                     } else {
                         Block::Serving
@@ -363,6 +366,8 @@ fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// The first `max` matches in path order, shared by the walker's threads.
 struct Kept {
     max: usize,
+    /// Set once a cutoff exists, so the walk asks the lock only then.
+    has_cutoff: std::sync::atomic::AtomicBool,
     state: Mutex<KeptState>,
 }
 
@@ -380,6 +385,7 @@ impl Kept {
     fn new(max: usize) -> Self {
         Self {
             max,
+            has_cutoff: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(KeptState::default()),
         }
     }
@@ -405,6 +411,9 @@ impl Kept {
             .extend(file.found.into_iter().map(|(n, line)| (path.clone(), n, line)));
         if state.items.len() >= 2 * self.max {
             Self::cut(&mut state, self.max);
+            if state.cutoff.is_some() {
+                self.has_cutoff.store(true, Ordering::Relaxed);
+            }
         }
     }
 
