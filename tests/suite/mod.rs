@@ -13,6 +13,7 @@ mod patch_scenarios;
 mod playbooks;
 mod reason;
 mod rules;
+mod search_list;
 mod shell;
 mod soak;
 mod stdio;
