@@ -68,7 +68,7 @@ fn confinement(c: &mut Criterion) {
 fn allowlist(c: &mut Criterion) {
     let rules = parse_allowlist(execlayer::settings::DEFAULT_SHELL_ALLOWLIST).expect("allowlist");
     c.bench_function("shell/check_command", |b| {
-        b.iter(|| execlayer::tools::shell_exec::check_command(black_box("cargo test -p core -- --nocapture"), &rules))
+        b.iter(|| execlayer::command::check_command(black_box("cargo test -p core -- --nocapture"), &rules))
     });
 }
 
