@@ -166,7 +166,7 @@ impl Engine {
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
-        let registry = Registry::builtin();
+        let registry = Registry::for_settings(&settings);
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)
             .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;

@@ -107,7 +107,7 @@ impl McpServer {
 /// The MCP form of a tool.
 pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
     let a = spec.annotations;
-    let mut tool = Tool::new(spec.name, spec.description, spec.input_schema.clone())
+    let mut tool = Tool::new(spec.name, spec.description.clone(), spec.input_schema.clone())
         .with_title(spec.title)
         .with_raw_output_schema(spec.output_schema.clone())
         .with_annotations(

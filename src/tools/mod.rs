@@ -151,6 +151,13 @@ pub trait Tool: Send + Sync + 'static {
         None
     }
 
+    /// The description listed to clients when it depends on the settings (the
+    /// commands the allowlist permits); `None` lists [`Tool::DESCRIPTION`].
+    /// Settings are fixed for the life of a process, so this is worked out once.
+    fn describe_tool(_settings: &Settings) -> Option<String> {
+        None
+    }
+
     /// What an approver needs to see: exactly what the call will do.
     fn describe(&self, _ctx: &ToolContext, params: &Self::Params) -> String;
 
@@ -175,7 +182,9 @@ pub trait Tool: Send + Sync + 'static {
 pub struct ToolSpec {
     pub name: &'static str,
     pub title: &'static str,
-    pub description: &'static str,
+    /// What clients are shown: [`Tool::DESCRIPTION`], or [`Tool::describe_tool`]'s
+    /// text in a registry built for settings.
+    pub description: std::borrow::Cow<'static, str>,
     pub risk: Risk,
     pub annotations: Annotations,
     pub input_schema: Arc<Map<String, Value>>,
@@ -312,7 +321,7 @@ fn strip_numeric_formats(map: &mut Map<String, Value>) {
     }
 }
 
-fn spec_of<T: Tool>() -> ToolSpec {
+fn spec_of<T: Tool>(settings: Option<&Settings>) -> ToolSpec {
     let mut input = schema_of::<T::Params>();
     if input.get("type").is_none() {
         input.insert("type".into(), Value::from("object"));
@@ -330,7 +339,9 @@ fn spec_of<T: Tool>() -> ToolSpec {
     ToolSpec {
         name: T::NAME,
         title: T::TITLE,
-        description: T::DESCRIPTION,
+        description: settings
+            .and_then(T::describe_tool)
+            .map_or(std::borrow::Cow::Borrowed(T::DESCRIPTION), std::borrow::Cow::Owned),
         risk: T::RISK,
         annotations: T::ANNOTATIONS,
         input_schema: Arc::new(input),
@@ -338,10 +349,10 @@ fn spec_of<T: Tool>() -> ToolSpec {
     }
 }
 
-fn erase<T: Tool>(tool: T) -> Arc<dyn DynTool> {
+fn erase<T: Tool>(tool: T, settings: Option<&Settings>) -> Arc<dyn DynTool> {
     Arc::new(Erased {
         tool: Arc::new(tool),
-        spec: spec_of::<T>(),
+        spec: spec_of::<T>(settings),
     })
 }
 
@@ -351,20 +362,32 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The built-in tools with their static descriptions (for schemas and
+    /// checks that need no settings).
     pub fn builtin() -> Self {
+        Self::build(None)
+    }
+
+    /// The built-in tools, described for these settings (e.g. `shell_exec`
+    /// lists the commands `SHELL_ALLOWLIST` permits).
+    pub fn for_settings(settings: &Settings) -> Self {
+        Self::build(Some(settings))
+    }
+
+    fn build(settings: Option<&Settings>) -> Self {
         Self {
             tools: vec![
-                erase(filesystem_read::FilesystemRead),
-                erase(filesystem_write::FilesystemWrite),
-                erase(filesystem_list::FilesystemList),
-                erase(filesystem_search::FilesystemSearch),
-                erase(git_status::GitStatus),
-                erase(git_diff::GitDiff),
-                erase(apply_patch::ApplyPatch),
-                erase(shell_exec::ShellExec),
-                erase(run_playbook::RunPlaybook),
-                erase(reason::Reason),
-                erase(brain_status::BrainStatusTool),
+                erase(filesystem_read::FilesystemRead, settings),
+                erase(filesystem_write::FilesystemWrite, settings),
+                erase(filesystem_list::FilesystemList, settings),
+                erase(filesystem_search::FilesystemSearch, settings),
+                erase(git_status::GitStatus, settings),
+                erase(git_diff::GitDiff, settings),
+                erase(apply_patch::ApplyPatch, settings),
+                erase(shell_exec::ShellExec, settings),
+                erase(run_playbook::RunPlaybook, settings),
+                erase(reason::Reason, settings),
+                erase(brain_status::BrainStatusTool, settings),
             ],
         }
     }

@@ -1,6 +1,7 @@
 mod agent;
 mod approvals;
 mod cancel;
+mod commands;
 mod confinement;
 mod fuzz;
 mod git;
