@@ -141,10 +141,11 @@ fn gate(c: &mut Criterion) {
     c.bench_function("direct/filesystem_read_1KiB", |b| {
         b.iter(|| {
             let params = execlayer::tools::filesystem_read::Params {
-                path: "small.txt".into(),
+                target: execlayer::tools::filesystem_read::Target::One("small.txt".into()),
                 offset: None,
                 limit: None,
                 max_bytes: None,
+                line_numbers: false,
             };
             rt.block_on(tool.run(&ctx, params)).expect("read")
         })

@@ -104,7 +104,11 @@ impl Caller {
 /// The answer to a call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolResponse {
+    /// The main text (for a result with notes, without them).
     pub text: String,
+    /// Every content block in order when there is more than `text` (notes,
+    /// several files); empty means one block holding `text`.
+    pub blocks: Vec<crate::tools::Block>,
     /// Structured content; present only when it conforms to the output schema.
     pub structured: Option<Value>,
     pub is_error: bool,
@@ -117,6 +121,7 @@ impl ToolResponse {
     fn refused(decision: Decision, text: String) -> Self {
         Self {
             text,
+            blocks: Vec::new(),
             structured: None,
             is_error: true,
             decision,
@@ -419,6 +424,7 @@ impl Engine {
         let response = match result {
             Ok(output) => ToolResponse {
                 text: output.text,
+                blocks: output.blocks,
                 structured: Some(output.structured),
                 is_error: output.is_error,
                 decision: Decision::Allowed,
@@ -426,6 +432,7 @@ impl Engine {
             },
             Err(e) => ToolResponse {
                 text: e.message,
+                blocks: Vec::new(),
                 structured: None,
                 is_error: true,
                 decision: Decision::Allowed,

@@ -126,10 +126,19 @@ pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
 /// The MCP form of an answer. Error results carry `structuredContent` only
 /// when it conforms to the output schema (a failed command's output does).
 pub fn to_mcp_result(response: ToolResponse) -> CallToolResult {
-    let mut result = if response.is_error {
-        CallToolResult::error(vec![ContentBlock::text(response.text)])
+    let content = if response.blocks.is_empty() {
+        vec![ContentBlock::text(response.text)]
     } else {
-        CallToolResult::success(vec![ContentBlock::text(response.text)])
+        response
+            .blocks
+            .into_iter()
+            .map(|b| ContentBlock::text(b.text))
+            .collect()
+    };
+    let mut result = if response.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
     };
     result.structured_content = response.structured;
     if let Some(id) = response.pending_id {

@@ -111,13 +111,72 @@ pub struct ToolContext {
     pub git: Arc<crate::git::RepoCache>,
 }
 
+/// One content block of a result: text the work produced, or a note that
+/// execlayer adds about it (which lines were shown, how to go on). Notes travel
+/// in blocks of their own so that an agent copying a file's text back never
+/// copies a note with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Block {
+    pub text: String,
+    /// True for execlayer's note, false for the work's own text.
+    pub note: bool,
+}
+
+impl Block {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            note: false,
+        }
+    }
+
+    pub fn note(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            note: true,
+        }
+    }
+}
+
 /// A tool's result: a readable text block and the structured content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutput {
+    /// The main text: the work's own blocks, joined (for most tools the one block).
     pub text: String,
+    /// Every content block in order, when there is more than the main text
+    /// (notes, several files); empty means one block holding `text`.
+    pub blocks: Vec<Block>,
     pub structured: Value,
     /// The work ran but failed (e.g. a non-zero exit): an error result with output.
     pub is_error: bool,
+}
+
+impl ToolOutput {
+    /// Builds the output from rendered blocks, keeping a lone text block as
+    /// `text` alone (no copy).
+    pub fn from_blocks(mut blocks: Vec<Block>, structured: Value, is_error: bool) -> Self {
+        if blocks.len() == 1 && !blocks[0].note {
+            let text = blocks.pop().map(|b| b.text).unwrap_or_default();
+            return Self {
+                text,
+                blocks,
+                structured,
+                is_error,
+            };
+        }
+        let mut text: String = blocks.iter().filter(|b| !b.note).map(|b| b.text.as_str()).collect();
+        if text.is_empty() && is_error {
+            // A failure with notes only (e.g. no file could be read): the
+            // notes are what the audit log and REST callers should see.
+            text = blocks.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n");
+        }
+        Self {
+            text,
+            blocks,
+            structured,
+            is_error,
+        }
+    }
 }
 
 /// One tool, with typed parameters and output.
@@ -170,6 +229,12 @@ pub trait Tool: Send + Sync + 'static {
     /// The text block shown to models and people (called last, so it may
     /// move the output's text instead of copying it).
     fn render(output: Self::Output) -> String;
+
+    /// The content blocks, when a tool has more to say than one text block
+    /// (notes beside a file's text, several files). Default: [`Tool::render`].
+    fn render_blocks(output: Self::Output) -> Vec<Block> {
+        vec![Block::text(Self::render(output))]
+    }
 
     /// Whether a completed run still counts as a failure (e.g. a non-zero exit).
     fn is_error(_output: &Self::Output) -> bool {
@@ -252,12 +317,7 @@ impl<T: Tool> Prepared for PreparedCall<T> {
             let is_error = T::is_error(&output);
             let structured = serde_json::to_value(&output)
                 .map_err(|e| ToolError::new(format!("internal error: cannot encode the result: {e}")))?;
-            let text = T::render(output);
-            Ok(ToolOutput {
-                text,
-                structured,
-                is_error,
-            })
+            Ok(ToolOutput::from_blocks(T::render_blocks(output), structured, is_error))
         })
     }
 }

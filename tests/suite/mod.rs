@@ -9,6 +9,7 @@ mod hardening;
 mod http;
 mod patch_scenarios;
 mod playbooks;
+mod reads;
 mod reason;
 mod shell;
 mod soak;
