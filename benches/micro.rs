@@ -69,7 +69,7 @@ fn confinement(c: &mut Criterion) {
 fn allowlist(c: &mut Criterion) {
     let rules = parse_allowlist(execlayer::settings::DEFAULT_SHELL_ALLOWLIST).expect("allowlist");
     c.bench_function("shell/check_command", |b| {
-        b.iter(|| execlayer::tools::shell_exec::check_command(black_box("cargo test -p core -- --nocapture"), &rules))
+        b.iter(|| execlayer::command::check_command(black_box("cargo test -p core -- --nocapture"), &rules))
     });
 }
 
@@ -140,14 +140,48 @@ fn gate(c: &mut Criterion) {
         engine: Default::default(),
         git: Default::default(),
     };
+    // A 5,000-line source file, whole, plain and numbered as `cat -n` numbers
+    // it, and as three files of one call: what line numbers and `paths` cost.
+    let source: String = (0..5000)
+        .map(|i| format!("    let value_{i} = compute(input, {i}); // a line of code\n"))
+        .collect();
+    for name in ["big.rs", "big2.rs", "big3.rs"] {
+        std::fs::write(f.engine.workspace.root().join(name), &source).expect("write");
+    }
+    for (label, args) in [
+        ("gate/filesystem_read_5000_lines", json!({"path": "big.rs"})),
+        (
+            "gate/filesystem_read_5000_lines_numbered",
+            json!({"path": "big.rs", "line_numbers": true}),
+        ),
+        (
+            "gate/filesystem_read_3x5000_lines_paths",
+            json!({"paths": [{"path": "big.rs"}, {"path": "big2.rs"}, {"path": "big3.rs"}], "max_bytes": 16_000_000}),
+        ),
+    ] {
+        let args = args.as_object().cloned();
+        c.bench_function(label, |b| {
+            b.iter(|| {
+                rt.block_on(f.engine.call(
+                    &caller,
+                    "filesystem_read",
+                    args.clone(),
+                    ApprovalSource::IdOnly,
+                    CallOptions::default(),
+                ))
+                .expect("call")
+            })
+        });
+    }
     let tool = execlayer::tools::filesystem_read::FilesystemRead;
     c.bench_function("direct/filesystem_read_1KiB", |b| {
         b.iter(|| {
             let params = execlayer::tools::filesystem_read::Params {
-                path: "small.txt".into(),
+                target: execlayer::tools::filesystem_read::Target::One("small.txt".into()),
                 offset: None,
                 limit: None,
                 max_bytes: None,
+                line_numbers: false,
             };
             rt.block_on(tool.run(&ctx, params)).expect("read")
         })

@@ -150,7 +150,11 @@ impl Caller {
 /// The answer to a call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolResponse {
+    /// The main text (for a result with notes, without them).
     pub text: String,
+    /// Every content block in order when there is more than `text` (notes,
+    /// several files); empty means one block holding `text`.
+    pub blocks: Vec<crate::tools::Block>,
     /// Structured content; present only when it conforms to the output schema.
     pub structured: Option<Value>,
     pub is_error: bool,
@@ -163,6 +167,7 @@ impl ToolResponse {
     fn refused(decision: Decision, text: String) -> Self {
         Self {
             text,
+            blocks: Vec::new(),
             structured: None,
             is_error: true,
             decision,
@@ -216,7 +221,7 @@ impl Engine {
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
-        let registry = Registry::builtin();
+        let registry = Registry::for_settings(&settings);
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)
             .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
@@ -553,6 +558,7 @@ impl Engine {
         let response = match result {
             Ok(output) => ToolResponse {
                 text: output.text,
+                blocks: output.blocks,
                 structured: Some(output.structured),
                 is_error: output.is_error,
                 decision: Decision::Allowed,
@@ -560,6 +566,7 @@ impl Engine {
             },
             Err(e) => ToolResponse {
                 text: e.message,
+                blocks: Vec::new(),
                 structured: None,
                 is_error: true,
                 decision: Decision::Allowed,

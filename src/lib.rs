@@ -6,6 +6,7 @@
 //!
 //! Module map:
 //! - [`settings`]: environment and `.env` → validated [`settings::Settings`].
+//! - [`command`]: the command grammar: argv splitting, shell operators, the allowlist, git's options.
 //! - [`policy`]: the policy file, the live policy, the approvals store.
 //! - [`workspace`]: path confinement ([`workspace::WorkspacePath`]).
 //! - [`engine`]: the gate.
@@ -27,6 +28,7 @@
 pub mod audit;
 pub mod brain;
 pub mod cli;
+pub mod command;
 pub mod engine;
 pub mod fsutil;
 pub mod git;

@@ -169,14 +169,23 @@ async fn run_call(core: &Core, headers: &http::HeaderMap, body: RunBody) -> Resp
                 })),
             )
                 .into_response(),
-            _ => Json(json!({
-                "tool_name": body.tool_name,
-                "ok": !r.is_error,
-                "is_error": r.is_error,
-                "result": r.structured,
-                "text": r.text,
-            }))
-            .into_response(),
+            _ => {
+                // `text` is the main text (a file's text without execlayer's
+                // notes); `notes` holds the notes; `blocks`, present when there
+                // is more than one block, holds every block in order.
+                let mut answer = json!({
+                    "tool_name": body.tool_name,
+                    "ok": !r.is_error,
+                    "is_error": r.is_error,
+                    "result": r.structured,
+                    "text": r.text,
+                    "notes": r.blocks.iter().filter(|b| b.note).map(|b| b.text.as_str()).collect::<Vec<_>>(),
+                });
+                if !r.blocks.is_empty() {
+                    answer["blocks"] = json!(r.blocks);
+                }
+                Json(answer).into_response()
+            }
         },
     }
 }

@@ -159,7 +159,7 @@ impl McpServer {
 /// The MCP form of a tool.
 pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
     let a = spec.annotations;
-    let mut tool = Tool::new(spec.name, spec.description, spec.input_schema.clone())
+    let mut tool = Tool::new(spec.name, spec.description.clone(), spec.input_schema.clone())
         .with_title(spec.title)
         .with_raw_output_schema(spec.output_schema.clone())
         .with_annotations(
@@ -178,10 +178,19 @@ pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
 /// The MCP form of an answer. Error results carry `structuredContent` only
 /// when it conforms to the output schema (a failed command's output does).
 pub fn to_mcp_result(response: ToolResponse) -> CallToolResult {
-    let mut result = if response.is_error {
-        CallToolResult::error(vec![ContentBlock::text(response.text)])
+    let content = if response.blocks.is_empty() {
+        vec![ContentBlock::text(response.text)]
     } else {
-        CallToolResult::success(vec![ContentBlock::text(response.text)])
+        response
+            .blocks
+            .into_iter()
+            .map(|b| ContentBlock::text(b.text))
+            .collect()
+    };
+    let mut result = if response.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
     };
     result.structured_content = response.structured;
     if let Some(id) = response.pending_id {

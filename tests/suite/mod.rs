@@ -1,6 +1,7 @@
 mod agent;
 mod approvals;
 mod cancel;
+mod commands;
 mod confinement;
 mod edit_scenarios;
 mod editing;
@@ -11,6 +12,7 @@ mod http;
 mod operator;
 mod patch_scenarios;
 mod playbooks;
+mod reads;
 mod reason;
 mod rules;
 mod search_list;
