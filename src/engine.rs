@@ -144,6 +144,8 @@ pub struct Engine {
     pub approvals: Approvals,
     pub audit: AuditLog,
     pub registry: Registry,
+    /// What commands may touch, built once from the settings.
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 /// Per-call extras from the door.
@@ -166,6 +168,17 @@ impl Engine {
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
+        let hidden: Vec<std::path::PathBuf> = settings.env_file.iter().cloned().collect();
+        let sandbox = crate::sandbox::Sandbox::new(
+            &settings.sandbox,
+            workspace.root(),
+            &[
+                settings.config_path.clone(),
+                settings.playbooks_dir.clone(),
+                settings.audit_log.clone(),
+            ],
+            &hidden,
+        );
         let registry = Registry::builtin();
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)
@@ -179,6 +192,7 @@ impl Engine {
             approvals: Approvals::new(),
             audit,
             registry,
+            sandbox: Arc::new(sandbox),
         }))
     }
 
@@ -201,6 +215,9 @@ impl Engine {
             policy,
             engine: self.me.clone(),
             git: self.git.clone(),
+            sandbox: self.sandbox.clone(),
+            grant: crate::sandbox::CommandGrant::default(),
+            confinement: crate::sandbox::ConfinementNote::default(),
         }
     }
 
@@ -415,7 +432,9 @@ impl Engine {
             }
         }
 
+        let confinement = ctx.confinement.clone();
         let result = prepared.run(ctx).await;
+        record.sandbox = confinement.take();
         let response = match result {
             Ok(output) => ToolResponse {
                 text: output.text,

@@ -9,6 +9,7 @@ mod http;
 mod patch_scenarios;
 mod playbooks;
 mod reason;
+mod sandbox;
 mod shell;
 mod soak;
 mod stdio;
