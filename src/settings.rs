@@ -276,7 +276,10 @@ fn path_list(
         if !path.exists() {
             return Err(invalid(
                 var,
-                format!("{} does not exist; give existing paths, separated by commas", path.display()),
+                format!(
+                    "{} does not exist; give existing paths, separated by commas",
+                    path.display()
+                ),
             ));
         }
         paths.push(path);

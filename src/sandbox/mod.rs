@@ -194,8 +194,20 @@ const WRITABLE_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full"];
 
 /// System locations every command may read and run from.
 const SYSTEM_READ: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/proc", "/sys", "/dev",
-    "/nix/store", "/snap",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/nix/store",
+    "/snap",
 ];
 
 impl Sandbox {
@@ -298,8 +310,7 @@ impl Sandbox {
             return "runs UNSANDBOXED (EXECUTION_SANDBOX=off): with every right of the user".to_owned();
         }
         if !grant.sandbox {
-            return "runs UNSANDBOXED (a policy rule sets \"sandbox\": false): with every right of the user"
-                .to_owned();
+            return "runs UNSANDBOXED (a policy rule sets \"sandbox\": false): with every right of the user".to_owned();
         }
         if self.mode == SandboxMode::Required
             && let Some(why) = self.missing()
@@ -340,8 +351,10 @@ impl Sandbox {
             Err(e) => format!("unavailable: {e}"),
         };
         let seccomp = match &self.support.seccomp {
-            Ok(()) => "sockets other than AF_UNIX, ptrace, process_vm_readv/writev, io_uring and mount calls are refused"
-                .to_owned(),
+            Ok(()) => {
+                "sockets other than AF_UNIX, ptrace, process_vm_readv/writev, io_uring and mount calls are refused"
+                    .to_owned()
+            }
             Err(e) => format!("unavailable: {e}"),
         };
         let namespaces = match &self.support.namespaces {
@@ -490,7 +503,9 @@ impl Confined {
     /// confinement in the child between fork and exec.
     pub fn apply(&self, cmd: &mut tokio::process::Command) {
         if let Some(tmp) = &self.tmp {
-            cmd.env("TMPDIR", &tmp.path).env("TMP", &tmp.path).env("TEMP", &tmp.path);
+            cmd.env("TMPDIR", &tmp.path)
+                .env("TMP", &tmp.path)
+                .env("TEMP", &tmp.path);
         }
         #[cfg(target_os = "linux")]
         if let Some(setup) = &self.child {
@@ -578,10 +593,12 @@ impl TempDir {
     fn create(root: &Path) -> Result<Self, String> {
         use std::os::unix::fs::DirBuilderExt;
         let path = root.join(format!("execlayer-call-{}", crate::policy::approvals::new_id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| format!("cannot create the command's private temp directory {}: {e}", path.display()))?;
+        std::fs::DirBuilder::new().mode(0o700).create(&path).map_err(|e| {
+            format!(
+                "cannot create the command's private temp directory {}: {e}",
+                path.display()
+            )
+        })?;
         Ok(Self { path })
     }
 }

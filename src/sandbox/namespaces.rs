@@ -137,7 +137,12 @@ pub(super) fn enter(plan: &Plan) -> std::io::Result<()> {
             let mut st: libc::statvfs = std::mem::zeroed();
             check(libc::statvfs(path.as_ptr(), &mut st))?;
             let keep = st.f_flag
-                & (libc::ST_NOSUID | libc::ST_NODEV | libc::ST_NOEXEC | libc::ST_NOATIME | libc::ST_NODIRATIME | libc::ST_RELATIME);
+                & (libc::ST_NOSUID
+                    | libc::ST_NODEV
+                    | libc::ST_NOEXEC
+                    | libc::ST_NOATIME
+                    | libc::ST_NODIRATIME
+                    | libc::ST_RELATIME);
             check(libc::mount(
                 std::ptr::null(),
                 path.as_ptr(),
@@ -182,7 +187,10 @@ fn try_kind(kind: NsKind) -> Result<NsKind, String> {
     // SAFETY: the child only makes system calls and exits with _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(format!("cannot fork to probe namespaces: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "cannot fork to probe namespaces: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     if pid == 0 {
         let code = match enter(&plan) {

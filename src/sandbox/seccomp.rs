@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 
 use super::CommandGrant;
@@ -87,8 +86,8 @@ fn compile(network: bool) -> Result<Program, String> {
         rules.insert(nr, Vec::new());
     }
     if !network {
-        let not_unix = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::AF_UNIX as u64)
-            .map_err(fail)?;
+        let not_unix =
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, libc::AF_UNIX as u64).map_err(fail)?;
         rules.insert(libc::SYS_socket, vec![SeccompRule::new(vec![not_unix]).map_err(fail)?]);
     }
     let filter = SeccompFilter::new(
@@ -104,9 +103,24 @@ fn compile(network: bool) -> Result<Program, String> {
     // the number; refuse them all so none slips past the rules above.
     #[cfg(target_arch = "x86_64")]
     out.extend([
-        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // ld [nr]
-        libc::sock_filter { code: 0x35, jt: 0, jf: 1, k: 0x4000_0000 }, // jge #x32, ret, next
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32 },
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }, // ld [nr]
+        libc::sock_filter {
+            code: 0x35,
+            jt: 0,
+            jf: 1,
+            k: 0x4000_0000,
+        }, // jge #x32, ret, next
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
     ]);
     out.extend(program.iter().map(|f| libc::sock_filter {
         code: f.code,

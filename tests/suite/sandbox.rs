@@ -51,7 +51,12 @@ impl Room {
 
 /// Runs `python3 escape.py ARGS`; the script's one line of output.
 async fn escape(client: &Client, args: &str) -> String {
-    let r = call(client, "shell_exec", json!({ "command": format!("python3 escape.py {args}") })).await;
+    let r = call(
+        client,
+        "shell_exec",
+        json!({ "command": format!("python3 escape.py {args}") }),
+    )
+    .await;
     assert!(!is_error(&r), "the script itself must run: {}", text(&r));
     structured(&r)["stdout"].as_str().unwrap_or_default().trim().to_owned()
 }
@@ -85,20 +90,30 @@ async fn writes_outside_the_workspace_and_into_git_metadata_do_not_happen() {
         assert!(!escaped(&target), "{} was written: {said}", target.display());
         assert!(said.starts_with("failed"), "{said}");
     }
-    assert_eq!(std::fs::read_to_string(room.home.join(".bashrc")).unwrap(), "# original\n");
+    assert_eq!(
+        std::fs::read_to_string(room.home.join(".bashrc")).unwrap(),
+        "# original\n"
+    );
     // The controls: the workspace and the private temp directory are writable,
     // and the temp directory is gone after the call.
     let said = escape(&client, "write inside.txt").await;
     assert!(escaped(&room.env.path("inside.txt")), "{said}");
     let said = escape(&client, "tmp").await;
-    let tmp = said.strip_prefix("ok: tmp ").and_then(|s| s.split(' ').next()).unwrap_or_else(|| panic!("{said}"));
+    let tmp = said
+        .strip_prefix("ok: tmp ")
+        .and_then(|s| s.split(' ').next())
+        .unwrap_or_else(|| panic!("{said}"));
     assert!(said.ends_with("scratch"), "{said}");
     assert!(!Path::new(tmp).exists(), "the private TMPDIR outlived the call: {tmp}");
     // git still updates what it needs inside .git.
     room.env.write("README.md", "changed\n");
     let r = shell(&client, "git status --short").await;
     assert!(!is_error(&r), "{}", text(&r));
-    assert!(structured(&r)["stdout"].as_str().unwrap().contains("README.md"), "{}", text(&r));
+    assert!(
+        structured(&r)["stdout"].as_str().unwrap().contains("README.md"),
+        "{}",
+        text(&r)
+    );
 }
 
 #[tokio::test]
@@ -161,10 +176,18 @@ async fn with_the_sandbox_off_the_same_escapes_are_observable() {
     let tmp_name = format!("execlayer-escape-off-{}", std::process::id());
     for target in write_targets(&room, &tmp_name) {
         let said = escape(&client, &format!("write {}", target.display())).await;
-        assert!(escaped(&target), "{} was not written with the sandbox off: {said}", target.display());
+        assert!(
+            escaped(&target),
+            "{} was not written with the sandbox off: {said}",
+            target.display()
+        );
     }
     let _ = std::fs::remove_file(std::env::temp_dir().join(&tmp_name));
-    let said = escape(&client, &format!("symlink {} key-link", room.home.join(".ssh/id_rsa").display())).await;
+    let said = escape(
+        &client,
+        &format!("symlink {} key-link", room.home.join(".ssh/id_rsa").display()),
+    )
+    .await;
     assert!(said.contains(KEY_SECRET), "{said}");
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let said = escape(&client, &format!("tcp {}", tcp.local_addr().unwrap().port())).await;
@@ -173,7 +196,10 @@ async fn with_the_sandbox_off_the_same_escapes_are_observable() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let said = escape(&client, &format!("udp {}", udp.local_addr().unwrap().port())).await;
     udp.set_nonblocking(true).unwrap();
-    assert!(udp.recv_from(&mut [0u8; 64]).is_ok(), "no datagram with the sandbox off: {said}");
+    assert!(
+        udp.recv_from(&mut [0u8; 64]).is_ok(),
+        "no datagram with the sandbox off: {said}"
+    );
     let said = escape(&client, "environ parent").await;
     assert!(said.contains("PATH="), "{said}");
     let audit = room.env.audit_lines();
@@ -209,10 +235,19 @@ async fn git_cargo_python_and_ls_work_inside() {
         "cargo check --offline --manifest-path tiny/Cargo.toml",
         "cargo test --offline --manifest-path tiny/Cargo.toml",
     ] {
-        let r = call(&client, "shell_exec", json!({ "command": command, "timeout_secs": 300 })).await;
+        let r = call(
+            &client,
+            "shell_exec",
+            json!({ "command": command, "timeout_secs": 300 }),
+        )
+        .await;
         assert!(!is_error(&r), "`{command}` failed inside the sandbox:\n{}", text(&r));
         if command == "git diff" {
-            assert!(structured(&r)["stdout"].as_str().unwrap().contains("+more"), "{}", text(&r));
+            assert!(
+                structured(&r)["stdout"].as_str().unwrap().contains("+more"),
+                "{}",
+                text(&r)
+            );
         }
     }
     // Each command's audit line says how it was confined.
@@ -221,7 +256,10 @@ async fn git_cargo_python_and_ls_work_inside() {
     assert_eq!(shells.len(), 7);
     for line in shells {
         let sandbox = line["sandbox"].as_str().unwrap_or_default();
-        assert!(sandbox.contains("landlock abi") && sandbox.contains("network off"), "{line}");
+        assert!(
+            sandbox.contains("landlock abi") && sandbox.contains("network off"),
+            "{line}"
+        );
     }
 }
 
@@ -243,7 +281,10 @@ async fn brain_status_and_the_approval_question_say_what_is_in_force() {
     let strict = TestEnv::strict();
     let client = strict.client().await;
     let r = shell(&client, "git status").await;
-    assert_tool_error(&r, "runs sandboxed: writes only in the workspace and a private temp directory, no network");
+    assert_tool_error(
+        &r,
+        "runs sandboxed: writes only in the workspace and a private temp directory, no network",
+    );
 }
 
 /// Drops every capability (bounding set included, so an exec as root does not
@@ -284,7 +325,9 @@ fn read_without_capabilities(file: &str) -> Option<String> {
     cmd.arg(file).stdin(Stdio::null()).stderr(Stdio::null());
     drop_all_capabilities(&mut cmd);
     let out = cmd.output().unwrap();
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Server processes start without capabilities where the test says so, so
@@ -299,11 +342,7 @@ enum Start {
 const TOKEN: &str = "sandbox-test-token-5d2e9c";
 
 /// The real binary over stdio, with a token in its environment and `extra` variables.
-async fn binary(
-    env: &TestEnv,
-    extra: &[(&str, &str)],
-    start: Start,
-) -> (Client, u32) {
+async fn binary(env: &TestEnv, extra: &[(&str, &str)], start: Start) -> (Client, u32) {
     let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_execlayer")).configure(|c| {
         c.arg("serve")
             .env_clear()
@@ -350,7 +389,11 @@ async fn the_token_is_out_of_reach_of_commands_and_of_processes_without_ptrace_r
         // A process of the same user without CAP_SYS_PTRACE cannot read it at
         // all (the server is non-dumpable) ...
         let environ = format!("/proc/{pid}/environ");
-        assert_eq!(read_without_capabilities(&environ), None, "{mode}: the environ was readable");
+        assert_eq!(
+            read_without_capabilities(&environ),
+            None,
+            "{mode}: the environ was readable"
+        );
         // ... though the same reader can read a dumpable process's environ.
         let mut sleeper = std::process::Command::new("sleep");
         sleeper.arg("30").env("MARKER", "dumpable-marker");
@@ -363,7 +406,10 @@ async fn the_token_is_out_of_reach_of_commands_and_of_processes_without_ptrace_r
         // And whoever can read it (root with CAP_SYS_PTRACE) finds no token:
         // the server overwrote it once read.
         if let Ok(bytes) = std::fs::read(&environ) {
-            assert!(!String::from_utf8_lossy(&bytes).contains(TOKEN), "{mode}: the token is in {environ}");
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(TOKEN),
+                "{mode}: the token is in {environ}"
+            );
         }
         client.cancel().await.unwrap();
     }
@@ -393,8 +439,18 @@ fn no_landlock() -> seccompiler::BpfProgram {
 #[tokio::test]
 async fn required_refuses_commands_on_a_kernel_without_landlock_and_auto_says_what_is_missing() {
     let room = Room::new("auto");
-    let (client, _) = binary(&room.env, &[("EXECUTION_SANDBOX", "required")], Start::Filtered(no_landlock())).await;
-    let said = call(&client, "shell_exec", json!({ "command": "python3 escape.py write inside.txt" })).await;
+    let (client, _) = binary(
+        &room.env,
+        &[("EXECUTION_SANDBOX", "required")],
+        Start::Filtered(no_landlock()),
+    )
+    .await;
+    let said = call(
+        &client,
+        "shell_exec",
+        json!({ "command": "python3 escape.py write inside.txt" }),
+    )
+    .await;
     assert_tool_error(&said, "EXECUTION_SANDBOX=required");
     assert_tool_error(&said, "Landlock is unavailable");
     assert!(!room.env.path("inside.txt").exists(), "the command ran");
@@ -415,7 +471,10 @@ async fn required_refuses_commands_on_a_kernel_without_landlock_and_auto_says_wh
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_nonblocking(true).unwrap();
     let said = escape(&client, &format!("udp {}", udp.local_addr().unwrap().port())).await;
-    assert!(udp.recv_from(&mut [0u8; 64]).is_err(), "seccomp let a datagram out: {said}");
+    assert!(
+        udp.recv_from(&mut [0u8; 64]).is_err(),
+        "seccomp let a datagram out: {said}"
+    );
     let said = escape(&client, "write .git/hooks/pre-commit").await;
     assert!(!escaped(&room.env.path(".git/hooks/pre-commit")), "{said}");
     client.cancel().await.unwrap();
