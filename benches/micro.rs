@@ -100,6 +100,7 @@ fn audit(c: &mut Criterion) {
         duration_ms: 0,
         run_id: None,
         step: None,
+        sandbox: None,
     };
     c.bench_function("audit/append", |b| {
         b.iter(|| log.append(black_box(&record)).expect("append"))
@@ -136,6 +137,9 @@ fn gate(c: &mut Criterion) {
         policy: f.engine.policy.current(),
         engine: Default::default(),
         git: Default::default(),
+        sandbox: f.engine.sandbox.clone(),
+        grant: Default::default(),
+        confinement: Default::default(),
     };
     let tool = execlayer::tools::filesystem_read::FilesystemRead;
     c.bench_function("direct/filesystem_read_1KiB", |b| {

@@ -334,7 +334,6 @@ fn read_without_capabilities(file: &str) -> Option<String> {
 /// that as root (CI) only dumpability decides who may read them, as it does
 /// for a user.
 enum Start {
-    Plain,
     WithoutCapabilities,
     Filtered(seccompiler::BpfProgram),
 }
@@ -353,7 +352,6 @@ async fn binary(env: &TestEnv, extra: &[(&str, &str)], start: Start) -> (Client,
             .envs(extra.iter().copied())
             .current_dir(env.dir.path());
         match start {
-            Start::Plain => {}
             Start::WithoutCapabilities => {
                 // SAFETY: as in `drop_all_capabilities`.
                 unsafe { c.pre_exec(drop_capabilities_now) };
