@@ -278,12 +278,57 @@ async fn brain_status_and_the_approval_question_say_what_is_in_force() {
     assert!(sandbox["seccomp"].as_str().unwrap().contains("AF_UNIX"), "{sandbox}");
     assert!(text(&r).contains("sandbox: auto (enforced)"), "{}", text(&r));
 
+    // The REST door and `execlayer status` report the same.
+    let server = room.env.http().await;
+    let rest = server.get_json("/api/v1/brain/status").await;
+    assert_eq!(rest["sandbox"]["landlock_abi"], sandbox["landlock_abi"], "{rest}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_execlayer"))
+        .arg("status")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(room.env.vars.iter())
+        .env("OLLAMA_BASE_URL", "http://127.0.0.1:9")
+        .current_dir(room.env.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("sandbox: auto (enforced)") && stdout.contains("landlock: ABI "),
+        "{stdout}"
+    );
+
     let strict = TestEnv::strict();
     let client = strict.client().await;
     let r = shell(&client, "git status").await;
     assert_tool_error(
         &r,
         "runs sandboxed: writes only in the workspace and a private temp directory, no network",
+    );
+}
+
+#[tokio::test]
+async fn playbook_shell_steps_run_in_the_sandbox() {
+    let room = Room::new("auto");
+    let client = room.env.client().await;
+    let planted = room.sibling.join("from-playbook.txt");
+    let steps = json!([
+        { "tool": "shell_exec", "args": { "command": format!("python3 escape.py write {}", planted.display()) } },
+        { "tool": "shell_exec", "args": { "command": "python3 escape.py write inside.txt" } },
+    ]);
+    let r = call(&client, "run_playbook", json!({ "steps": steps })).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert!(!planted.exists(), "a playbook step wrote outside the workspace");
+    assert!(escaped(&room.env.path("inside.txt")), "{}", text(&r));
+    let audit = room.env.audit_lines();
+    let steps: Vec<&Value> = audit
+        .iter()
+        .filter(|l| l["tool"] == "shell_exec" && l["door"] == "playbook")
+        .collect();
+    assert_eq!(steps.len(), 2, "{audit:?}");
+    assert!(
+        steps
+            .iter()
+            .all(|l| l["sandbox"].as_str().unwrap().contains("landlock abi"))
     );
 }
 
