@@ -111,9 +111,15 @@ pub(super) fn enter(plan: &Plan) -> std::io::Result<()> {
             NsKind::MountOnly => check(libc::unshare(libc::CLONE_NEWNS))?,
             NsKind::UserAndMount => {
                 check(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS))?;
-                write_file(c"/proc/self/setgroups", b"deny")?;
-                write_file(c"/proc/self/uid_map", plan.uid_map.as_bytes())?;
-                write_file(c"/proc/self/gid_map", plan.gid_map.as_bytes())?;
+                // The server is non-dumpable, and so is this fork of it: its
+                // /proc/self files belong to root and the maps could not be
+                // written. Dumpable only while writing them (exec resets it).
+                check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0))?;
+                let maps = write_file(c"/proc/self/setgroups", b"deny")
+                    .and_then(|()| write_file(c"/proc/self/uid_map", plan.uid_map.as_bytes()))
+                    .and_then(|()| write_file(c"/proc/self/gid_map", plan.gid_map.as_bytes()));
+                libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+                maps?;
             }
         }
         // Nothing done here may propagate back to the server's namespace.

@@ -522,3 +522,79 @@ async fn required_refuses_commands_on_a_kernel_without_landlock_and_auto_says_wh
     assert!(!escaped(&room.env.path(".git/hooks/pre-commit")), "{said}");
     client.cancel().await.unwrap();
 }
+
+/// Gives `path` and everything under it to `uid`.
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid);
+        }
+    }
+}
+
+/// As a user without any right to mount (CI runs as root: the server is
+/// started as `nobody`), the sandbox makes a user namespace to keep
+/// `.git/hooks` and `.git/config` read-only, and says so.
+#[tokio::test]
+async fn without_root_a_user_namespace_keeps_git_hooks_and_config_read_only() {
+    let room = Room::new("auto");
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        chown_tree(room.env.dir.path(), 65534);
+    }
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_execlayer")).configure(|c| {
+        c.arg("serve")
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .envs(room.env.vars.iter())
+            .current_dir(room.env.dir.path());
+        if as_root {
+            // SAFETY: setgroups, setgid and setuid system calls only.
+            unsafe {
+                c.pre_exec(|| {
+                    if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(65534) != 0 || libc::setuid(65534) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+    });
+    let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().unwrap();
+    let config = client_config(
+        rmcp::model::ProtocolVersion::V_2025_11_25,
+        rmcp::model::ClientCapabilities::default(),
+    );
+    let client = config.serve(transport).await.expect("the binary serves");
+    let status = call(&client, "brain_status", json!({})).await;
+    let sandbox = &structured(&status)["sandbox"];
+    assert!(
+        sandbox["namespaces"]
+            .as_str()
+            .unwrap()
+            .contains("user and mount namespace"),
+        "{sandbox}"
+    );
+    assert!(
+        sandbox["git_metadata"].as_str().unwrap().starts_with("read-only"),
+        "{sandbox}"
+    );
+    for target in [".git/hooks/pre-commit", ".git/config"] {
+        let said = escape(&client, &format!("write {target}")).await;
+        assert!(!escaped(&room.env.path(target)), "{target} was written: {said}");
+    }
+    let said = escape(
+        &client,
+        &format!("write {}", room.sibling.join("planted.txt").display()),
+    )
+    .await;
+    assert!(!escaped(&room.sibling.join("planted.txt")), "{said}");
+    let said = escape(&client, "write inside.txt").await;
+    assert!(escaped(&room.env.path("inside.txt")), "{said}");
+    let r = shell(&client, "git status --short").await;
+    assert!(!is_error(&r), "{}", text(&r));
+    client.cancel().await.unwrap();
+}
