@@ -433,16 +433,17 @@ impl Sandbox {
             .then(|| self.filters.for_grant(grant))
             .transpose()?;
         let mounts = match self.support.namespaces {
-            Ok(kind) => Some(namespaces::plan(
-                kind,
-                &self.workspace,
-                &self.protect_ro,
-                &self.protect_hidden,
-            )?),
+            Ok(kind) => namespaces::plan(kind, &self.workspace, &self.protect_ro, &self.protect_hidden)?,
             Err(_) => None,
         };
+        let mut summary = self.layers(grant);
+        if mounts.is_none() {
+            summary = summary
+                .replace(", mount namespace", "")
+                .replace(", user+mount namespace", "");
+        }
         Ok(Confined {
-            summary: self.layers(grant),
+            summary,
             tmp: Some(tmp),
             #[cfg(target_os = "linux")]
             child: Some(ChildSetup {

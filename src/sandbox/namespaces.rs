@@ -40,8 +40,16 @@ fn maps(kind: NsKind) -> (CString, CString) {
     }
 }
 
-/// The mounts for one command in `workspace`.
-pub(super) fn plan(kind: NsKind, workspace: &Path, protect: &[PathBuf], hide: &[PathBuf]) -> Result<Plan, String> {
+/// The mounts for one command in `workspace`; None when there is nothing to
+/// protect (no `.git`, none of execlayer's files inside): a mount namespace
+/// costs tens of milliseconds per command (its teardown waits for an RCU
+/// grace period), so none is made for nothing.
+pub(super) fn plan(
+    kind: NsKind,
+    workspace: &Path,
+    protect: &[PathBuf],
+    hide: &[PathBuf],
+) -> Result<Option<Plan>, String> {
     let mut read_only: Vec<PathBuf> = Vec::new();
     let git = workspace.join(".git");
     if git.is_dir() {
@@ -62,8 +70,11 @@ pub(super) fn plan(kind: NsKind, workspace: &Path, protect: &[PathBuf], hide: &[
     }
     read_only.extend(protect.iter().cloned());
     read_only.retain(|p| p.exists());
+    if read_only.is_empty() && !hide.iter().any(|p| p.is_file()) {
+        return Ok(None);
+    }
     let (uid_map, gid_map) = maps(kind);
-    Ok(Plan {
+    Ok(Some(Plan {
         kind,
         uid_map,
         gid_map,
@@ -73,7 +84,7 @@ pub(super) fn plan(kind: NsKind, workspace: &Path, protect: &[PathBuf], hide: &[
             .filter(|p| p.is_file())
             .map(|p| cstring(p))
             .collect::<Result<_, _>>()?,
-    })
+    }))
 }
 
 fn check(r: libc::c_int) -> std::io::Result<()> {
