@@ -12,6 +12,7 @@ mod patch_scenarios;
 mod playbooks;
 mod reason;
 mod sandbox;
+mod search_list;
 mod shell;
 mod soak;
 mod stdio;
