@@ -103,6 +103,7 @@ fn audit(c: &mut Criterion) {
         duration_ms: 0,
         run_id: None,
         step: None,
+        sandbox: None,
     };
     c.bench_function("audit/append", |b| {
         b.iter(|| log.append(black_box(&record)).expect("append"))
@@ -139,6 +140,9 @@ fn gate(c: &mut Criterion) {
         policy: f.engine.policy.current(),
         engine: Default::default(),
         git: Default::default(),
+        sandbox: f.engine.sandbox.clone(),
+        grant: Default::default(),
+        confinement: Default::default(),
     };
     // A 5,000-line source file, whole, plain and numbered as `cat -n` numbers
     // it, and as three files of one call: what line numbers and `paths` cost.

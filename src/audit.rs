@@ -83,6 +83,10 @@ pub struct AuditRecord {
     pub run_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<usize>,
+    /// How a command this call started was confined (e.g. `landlock abi 7,
+    /// seccomp, mount namespace; network off`), `off (...)`, or why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// Calls and errors of one tool, as counted from the log.
@@ -124,6 +128,7 @@ impl AuditRecord {
             duration_ms: 0,
             run_id: None,
             step: None,
+            sandbox: None,
         }
     }
 
@@ -337,6 +342,7 @@ mod tests {
             duration_ms: 1,
             run_id: None,
             step: None,
+            sandbox: None,
         }
     }
 

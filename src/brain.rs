@@ -60,10 +60,12 @@ pub struct BrainStatus {
     pub workspace_root: String,
     pub approval_mode: ApprovalMode,
     pub enabled_tools: Vec<String>,
+    /// What commands may touch: the Landlock ABI, seccomp, namespaces, and what each call gets.
+    pub sandbox: crate::sandbox::SandboxReport,
 }
 
 /// Gathers the status; never fails (an unreachable Ollama is part of the answer).
-pub async fn status(settings: &Settings, policy: &Policy) -> BrainStatus {
+pub async fn status(settings: &Settings, policy: &Policy, sandbox: &crate::sandbox::Sandbox) -> BrainStatus {
     let m = &settings.models;
     let ollama = Ollama::new(&settings.ollama.base_url, settings.ollama.stall_timeout);
     let (version, models) = tokio::join!(ollama.version(), ollama.models());
@@ -104,6 +106,7 @@ pub async fn status(settings: &Settings, policy: &Policy) -> BrainStatus {
             .filter(|(_, t)| t.enabled)
             .map(|(n, _)| n.clone())
             .collect(),
+        sandbox: sandbox.report(),
     }
 }
 

@@ -199,6 +199,8 @@ pub struct Engine {
     pub sessions: Arc<dyn SessionAnswers>,
     /// The HTTP door's address, when one is open (named in refusals).
     pub http_door: std::sync::OnceLock<String>,
+    /// What commands may touch, built once from the settings.
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 /// Per-call extras from the door.
@@ -221,6 +223,17 @@ impl Engine {
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
+        let hidden: Vec<std::path::PathBuf> = settings.env_file.iter().cloned().collect();
+        let sandbox = crate::sandbox::Sandbox::new(
+            &settings.sandbox,
+            workspace.root(),
+            &[
+                settings.config_path.clone(),
+                settings.playbooks_dir.clone(),
+                settings.audit_log.clone(),
+            ],
+            &hidden,
+        );
         let registry = Registry::for_settings(&settings);
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)
@@ -236,6 +249,7 @@ impl Engine {
             registry,
             sessions: Arc::new(MemorySessionAnswers::default()),
             http_door: std::sync::OnceLock::new(),
+            sandbox: Arc::new(sandbox),
         }))
     }
 
@@ -258,6 +272,9 @@ impl Engine {
             policy,
             engine: self.me.clone(),
             git: self.git.clone(),
+            sandbox: self.sandbox.clone(),
+            grant: crate::sandbox::CommandGrant::default(),
+            confinement: crate::sandbox::ConfinementNote::default(),
         }
     }
 
@@ -554,7 +571,9 @@ impl Engine {
             }
         }
 
+        let confinement = ctx.confinement.clone();
         let result = prepared.run(ctx).await;
+        record.sandbox = confinement.take();
         let response = match result {
             Ok(output) => ToolResponse {
                 text: output.text,

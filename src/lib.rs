@@ -20,6 +20,7 @@
 //! - [`mcp`]: the rmcp server handler (tools, approvals by elicitation, list changes).
 //! - [`http`]: axum: Streamable HTTP, legacy SSE, REST, the token and Host/Origin guard.
 //! - [`server`]: starting the doors and the background tasks.
+//! - [`sandbox`]: what a command may touch once it runs (Landlock, seccomp, namespaces).
 //! - [`schemas`]: generated JSON schemas of the tools and the policy file.
 //! - [`cli`]: operator commands against running servers (approve, deny, tools, audit, rules, smoke).
 //! - [`operator`]: the per-user Unix socket every server answers approvals on.
@@ -39,6 +40,7 @@ pub mod operator;
 pub mod patch;
 pub mod playbook;
 pub mod policy;
+pub mod sandbox;
 pub mod schemas;
 pub mod server;
 pub mod settings;

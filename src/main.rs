@@ -144,6 +144,54 @@ fn main() -> ExitCode {
     }
 }
 
+/// The server's secrets, removed from its environment once the settings are read.
+const SECRET_VARS: &[&str] = &["EXECUTION_TOKEN", "EXECUTION_STATE_KEY", "EXECUTION_STATE_URL"];
+
+/// Makes the server non-dumpable: no other process of the same user can read
+/// its memory or `/proc/<pid>/environ` (root with CAP_SYS_PTRACE still can).
+/// Commands it starts are dumpable again after their `exec`.
+fn keep_memory_private() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot make the server non-dumpable");
+        }
+    }
+}
+
+/// Removes [`SECRET_VARS`] from the environment, first overwriting their
+/// values where the kernel shows them (`/proc/<pid>/environ` reads the
+/// strings the process started with, whatever `environ` points at later).
+/// Must run before any other thread exists.
+fn forget_secrets() {
+    #[cfg(target_os = "linux")]
+    {
+        unsafe extern "C" {
+            static mut environ: *mut *mut libc::c_char;
+        }
+        // SAFETY: single-threaded (called before the runtime starts); each
+        // entry of `environ` is a NUL-terminated `NAME=value` string that we
+        // overwrite in place, within its own length.
+        unsafe {
+            let mut entry = environ;
+            while !entry.is_null() && !(*entry).is_null() {
+                let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+                if let Some(eq) = text.iter().position(|b| *b == b'=')
+                    && SECRET_VARS.iter().any(|name| name.as_bytes() == &text[..eq])
+                {
+                    std::ptr::write_bytes((*entry).add(eq + 1), 0, text.len() - eq - 1);
+                }
+                entry = entry.add(1);
+            }
+        }
+    }
+    for name in SECRET_VARS {
+        // SAFETY: no other thread exists yet to read the environment.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -210,7 +258,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             let settings = Settings::load(&std::env::current_dir()?)?;
             let risks = execlayer::tools::Registry::builtin().risks();
             let policy = execlayer::policy::PolicyFile::load(&settings.config_path, &risks)?;
-            let status = runtime()?.block_on(execlayer::brain::status(&settings, &policy));
+            let workspace = settings.workspace_root.canonicalize()?;
+            let sandbox = execlayer::sandbox::Sandbox::new(&settings.sandbox, &workspace, &[], &[]);
+            let status = runtime()?.block_on(execlayer::brain::status(&settings, &policy, &sandbox));
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
@@ -219,7 +269,10 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Serve(args) => {
+            keep_memory_private();
             let settings = Settings::load(&std::env::current_dir()?)?;
+            // Still one thread: the runtime is built below.
+            forget_secrets();
             let rt = runtime()?;
             let result = rt.block_on(serve(settings, args));
             // stdin's reader thread cannot be interrupted; do not wait for it.

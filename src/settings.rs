@@ -54,6 +54,8 @@ pub struct Settings {
     pub shell_max_timeout: Duration,
     /// Key that seals `requestState` for 2026-07-28 approvals (random when unset).
     pub state_key: Option<Vec<u8>>,
+    /// `EXECUTION_SANDBOX`, `EXECUTION_SANDBOX_READ`, `EXECUTION_SANDBOX_WRITE`.
+    pub sandbox: crate::sandbox::SandboxSettings,
     pub models: ModelPaths,
     pub ollama: OllamaSettings,
 }
@@ -66,6 +68,7 @@ impl std::fmt::Debug for Settings {
             .field("config_path", &self.config_path)
             .field("audit_log", &self.audit_log)
             .field("shell_allowlist", &self.shell_allowlist)
+            .field("sandbox", &self.sandbox)
             .field("models", &self.models)
             .field("ollama", &self.ollama)
             .finish_non_exhaustive()
@@ -176,6 +179,19 @@ impl Settings {
                 ));
             }
         };
+        let sandbox = crate::sandbox::SandboxSettings {
+            mode: match get("EXECUTION_SANDBOX") {
+                None => crate::sandbox::SandboxMode::default(),
+                Some(v) => crate::sandbox::SandboxMode::parse(v).ok_or_else(|| {
+                    invalid(
+                        "EXECUTION_SANDBOX",
+                        format!("{v:?} must be auto (confine as far as the kernel allows), required (refuse commands the kernel cannot confine) or off"),
+                    )
+                })?,
+            },
+            read: path_list(get("EXECUTION_SANDBOX_READ"), "EXECUTION_SANDBOX_READ", home.as_deref(), cwd)?,
+            write: path_list(get("EXECUTION_SANDBOX_WRITE"), "EXECUTION_SANDBOX_WRITE", home.as_deref(), cwd)?,
+        };
 
         let models_root = path("MODELS_ROOT")?;
         let derived = |sub: &str| models_root.as_ref().map(|r| r.join(sub));
@@ -216,6 +232,7 @@ impl Settings {
             shell_allowlist,
             shell_max_timeout,
             state_key,
+            sandbox,
             models: ModelPaths {
                 models_root,
                 ollama_models,
@@ -244,6 +261,30 @@ fn expand_path(value: &str, home: Option<&Path>, cwd: &Path) -> Result<PathBuf, 
     } else {
         cwd.join(expanded)
     })
+}
+
+/// A comma-separated list of existing paths (`~` expanded, relative to `cwd`).
+fn path_list(
+    value: Option<&str>,
+    var: &'static str,
+    home: Option<&Path>,
+    cwd: &Path,
+) -> Result<Vec<PathBuf>, SettingsError> {
+    let mut paths = Vec::new();
+    for item in value.unwrap_or("").split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let path = expand_path(item, home, cwd).map_err(|m| invalid(var, format!("{item:?} {m}")))?;
+        if !path.exists() {
+            return Err(invalid(
+                var,
+                format!(
+                    "{} does not exist; give existing paths, separated by commas",
+                    path.display()
+                ),
+            ));
+        }
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 fn default_state_dir(env: &RawEnv, home: Option<&Path>) -> Option<PathBuf> {
@@ -365,11 +406,31 @@ mod tests {
             ("SHELL_ALLOWLIST", "git status,rm -rf /;"),
             ("OLLAMA_BASE_URL", "localhost:11434"),
             ("EXECUTION_STATE_KEY", "too-short"),
+            ("EXECUTION_SANDBOX", "maybe"),
+            ("EXECUTION_SANDBOX_READ", "/definitely/not/here"),
+            ("EXECUTION_SANDBOX_WRITE", "/tmp,/definitely/not/here"),
         ];
         for (var, value) in cases {
             let err = Settings::from_env(&env(&[("HOME", "/h"), (var, value)]), dir.path()).unwrap_err();
             assert!(err.to_string().starts_with(var), "{err}");
         }
+    }
+
+    #[test]
+    fn sandbox_settings_parse_mode_and_path_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::from_env(&env(&[("HOME", "/h")]), dir.path()).unwrap();
+        assert_eq!(s.sandbox.mode, crate::sandbox::SandboxMode::Auto);
+        let e = env(&[
+            ("HOME", "/h"),
+            ("EXECUTION_SANDBOX", "Required"),
+            ("EXECUTION_SANDBOX_READ", " /usr , ."),
+            ("EXECUTION_SANDBOX_WRITE", "/tmp"),
+        ]);
+        let s = Settings::from_env(&e, dir.path()).unwrap();
+        assert_eq!(s.sandbox.mode, crate::sandbox::SandboxMode::Required);
+        assert_eq!(s.sandbox.read, [PathBuf::from("/usr"), dir.path().join(".")]);
+        assert_eq!(s.sandbox.write, [PathBuf::from("/tmp")]);
     }
 
     #[test]

@@ -397,7 +397,12 @@ async fn stats(State(core): State<Core>) -> Json<Value> {
 }
 
 async fn brain_status(State(core): State<Core>) -> Json<Value> {
-    let status = crate::brain::status(&core.engine.settings, &core.engine.policy.current()).await;
+    let status = crate::brain::status(
+        &core.engine.settings,
+        &core.engine.policy.current(),
+        &core.engine.sandbox,
+    )
+    .await;
     Json(serde_json::to_value(status).unwrap_or(Value::Null))
 }
 

@@ -16,7 +16,7 @@ pub struct Params {}
 impl Tool for BrainStatusTool {
     const NAME: &'static str = "brain_status";
     const TITLE: &'static str = "Model and server status";
-    const DESCRIPTION: &'static str = "Report where the local models live (MODELS_ROOT and the Ollama, XTTS, TTS and voice paths derived from it, each with whether it exists), whether Ollama is reachable and its version, which models are installed and whether the reasoning and fallback models are among them, plus the workspace root, the approval mode and the enabled tools.";
+    const DESCRIPTION: &'static str = "Report where the local models live (MODELS_ROOT and the Ollama, XTTS, TTS and voice paths derived from it, each with whether it exists), whether Ollama is reachable and its version, which models are installed and whether the reasoning and fallback models are among them, plus the workspace root, the approval mode, the enabled tools, and the sandbox commands run in (the Landlock ABI, seccomp, namespaces, what each command may read and write, whether it has network).";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -27,7 +27,7 @@ impl Tool for BrainStatusTool {
     }
 
     async fn run(&self, ctx: &ToolContext, _params: Params) -> Result<BrainStatus, ToolError> {
-        Ok(brain::status(&ctx.settings, &ctx.policy).await)
+        Ok(brain::status(&ctx.settings, &ctx.policy, &ctx.sandbox).await)
     }
 
     fn render(s: BrainStatus) -> String {
@@ -74,6 +74,17 @@ pub fn render_text(s: &BrainStatus) -> String {
         s.workspace_root,
         s.approval_mode.as_str(),
         s.enabled_tools.join(", ")
+    ));
+    let b = &s.sandbox;
+    text.push_str(&format!(
+        "sandbox: {} ({})\n  landlock: {}\n  seccomp: {}\n  namespaces: {}\n  git metadata: {}\n  each command: {}\n",
+        b.mode.as_str(),
+        if b.enforced { "enforced" } else { "NOT enforced" },
+        b.landlock,
+        b.seccomp,
+        b.namespaces,
+        b.git_metadata,
+        b.each_call
     ));
     text
 }

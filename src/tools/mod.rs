@@ -110,6 +110,12 @@ pub struct ToolContext {
     pub engine: std::sync::Weak<crate::engine::Engine>,
     /// The workspace's git repository, kept open across calls.
     pub git: Arc<crate::git::RepoCache>,
+    /// What a command started by this call may touch.
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// What a policy rule grants a command of this call beyond the defaults.
+    pub grant: crate::sandbox::CommandGrant,
+    /// Where the command's confinement is noted for the audit line.
+    pub confinement: crate::sandbox::ConfinementNote,
 }
 
 /// One content block of a result: text the work produced, or a note that

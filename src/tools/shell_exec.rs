@@ -171,9 +171,10 @@ impl Tool for ShellExec {
             .map(|a| format!("{a:?}"))
             .unwrap_or_else(|e| format!("(refused: {e})"));
         format!(
-            "run {argv} in {} with a {} s timeout",
+            "run {argv} in {} with a {} s timeout; {}",
             ctx.workspace.root().display(),
-            params.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+            params.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS),
+            ctx.sandbox.describe(ctx.grant)
         )
     }
 
@@ -296,6 +297,8 @@ async fn run_argv(ctx: &ToolContext, mut argv: Vec<String>, timeout: Duration) -
                 .env(format!("GIT_CONFIG_VALUE_{i}"), v);
         }
     }
+    // Lives until the command has ended: it holds the private TMPDIR.
+    let _confined = crate::sandbox::confine(ctx, &mut cmd).map_err(ToolError::new)?;
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         ToolError::new(match e.kind() {

@@ -15,6 +15,7 @@ mod playbooks;
 mod reads;
 mod reason;
 mod rules;
+mod sandbox;
 mod search_list;
 mod shell;
 mod soak;
