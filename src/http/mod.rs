@@ -1,6 +1,7 @@
 //! The HTTP door (axum): MCP over Streamable HTTP at `/mcp`, the legacy
 //! HTTP+SSE endpoints, the REST API and the dashboard, behind one guard.
 
+mod conn;
 pub mod guard;
 pub mod rest;
 pub mod sse;
@@ -114,31 +115,19 @@ async fn session_delete_ok(request: axum::extract::Request, next: axum::middlewa
     response
 }
 
-/// Serves HTTP on `listener` until `shutdown` is cancelled.
+/// Serves HTTP on `listener` until `shutdown` is cancelled, with the
+/// timeouts and the connection cap of `EXECUTION_HTTP_*` (see [`conn`]).
 pub async fn serve_http(
     core: Core,
     listener: TcpListener,
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
+    let limits = core.engine.settings.http;
+    conn::raise_open_file_limit();
     let app = router(core, &options, shutdown.clone());
-    // Small JSON answers must not wait for delayed ACKs (Nagle): ~40 ms each.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     // Graceful shutdown waits for open connections; a client that stalls
     // mid-request must not hold the server up for ever.
-    let grace = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        result = server => result?,
-        () = grace => tracing::warn!("connections still open {} s after shutdown; closing them", SHUTDOWN_GRACE.as_secs()),
-    }
+    conn::serve(listener, app, limits, shutdown, SHUTDOWN_GRACE).await;
     Ok(())
 }

@@ -10,6 +10,7 @@ mod patch_scenarios;
 mod playbooks;
 mod reason;
 mod shell;
+mod slow_clients;
 mod soak;
 mod stdio;
 mod tools_fs;
