@@ -49,6 +49,16 @@ pub struct OllamaStatus {
     pub fallback_model: ModelStatus,
 }
 
+/// Whether the audit log can take records (calls that change anything need it).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditStatus {
+    pub path: String,
+    pub writable: bool,
+    /// Why not, while it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BrainStatus {
     pub models_root: PathStatus,
@@ -60,6 +70,9 @@ pub struct BrainStatus {
     pub workspace_root: String,
     pub approval_mode: ApprovalMode,
     pub enabled_tools: Vec<String>,
+    /// The running server's audit log (absent from `execlayer status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditStatus>,
 }
 
 /// Gathers the status; never fails (an unreachable Ollama is part of the answer).
@@ -104,6 +117,7 @@ pub async fn status(settings: &Settings, policy: &Policy) -> BrainStatus {
             .filter(|(_, t)| t.enabled)
             .map(|(n, _)| n.clone())
             .collect(),
+        audit: None,
     }
 }
 

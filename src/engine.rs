@@ -168,8 +168,8 @@ impl Engine {
         }
         let registry = Registry::builtin();
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
-        let audit = AuditLog::open(&settings.audit_log)
-            .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
+        // A log that cannot be opened refuses changes instead of stopping the server.
+        let audit = AuditLog::open_or_unavailable(&settings.audit_log);
         Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
             git: Arc::default(),
@@ -309,6 +309,18 @@ impl Engine {
         record.dry_run = dry_run;
         record.risk = risk;
         record.args_digest = digest.clone();
+
+        // No side effect without its record: a change the log cannot hold is refused before it runs.
+        if !dry_run
+            && !tool.spec().annotations.read_only
+            && let Err(why) = self.audit.ready_for_change()
+        {
+            let text = format!(
+                "refused: `{tool_name}` did not run because {why}. execlayer runs a call that changes something only when it can record it; ask the operator to free space or fix the audit log's location (EXECUTION_AUDIT_LOG), then retry. Read-only tools still work."
+            );
+            let response = ToolResponse::refused(Decision::Denied, text);
+            return Ok(CallOutcome::Done(self.finish(record, started, response)));
+        }
 
         let needs_approval = policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium;
         if needs_approval {

@@ -1,5 +1,6 @@
 mod agent;
 mod approvals;
+mod audit_failure;
 mod cancel;
 mod confinement;
 mod fuzz;
