@@ -163,6 +163,11 @@ impl Engine {
         workspace.protect(&settings.config_path, "policy file", false);
         workspace.protect(&settings.playbooks_dir, "playbooks folder", false);
         workspace.protect(&settings.audit_log, "audit log", false);
+        workspace.protect(
+            &crate::journal::folder_for(&settings.audit_log),
+            "commit journal folder",
+            false,
+        );
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }

@@ -23,6 +23,13 @@ impl Core {
     pub fn start(engine: Arc<Engine>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let hub = Hub::start(&engine)?;
         spawn_policy_watcher(engine.clone(), shutdown);
+        // Undo multi-file changes a crash cut short, before their temp files are swept.
+        let journal = crate::journal::folder_for(&engine.settings.audit_log);
+        let recovered = crate::journal::recover(&journal);
+        for why in &recovered.skipped {
+            tracing::error!(journal = %why, "a multi-file change interrupted by a crash was not undone");
+        }
+        crate::journal::register(engine.workspace.root(), journal);
         let sweep = engine.clone();
         tokio::task::spawn_blocking(move || {
             let removed =

@@ -3,6 +3,7 @@ mod approvals;
 mod audit_failure;
 mod cancel;
 mod confinement;
+mod crash_commit;
 mod fuzz;
 mod git;
 mod hardening;
