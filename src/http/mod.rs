@@ -115,6 +115,24 @@ async fn session_delete_ok(request: axum::extract::Request, next: axum::middlewa
     response
 }
 
+/// Clients that may wait in the kernel's queue for `accept` (the kernel caps
+/// it at `net.core.somaxconn`). tokio's `TcpListener::bind` asks for 128, which
+/// a burst of connections overflows: the kernel then drops their handshakes,
+/// and they arrive seconds later, after retransmits.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the HTTP door's listener, with a deep accept queue.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves HTTP on `listener` until `shutdown` is cancelled, with the
 /// timeouts and the connection cap of `EXECUTION_HTTP_*` (see [`conn`]).
 pub async fn serve_http(
