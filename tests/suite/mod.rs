@@ -5,6 +5,7 @@ mod cancel;
 mod confinement;
 mod crash_commit;
 mod fuzz;
+mod fuzz_corpus;
 mod git;
 mod hardening;
 mod http;
