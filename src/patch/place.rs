@@ -83,7 +83,7 @@ impl Placement {
                 "{d:+} lines from the header's {}",
                 self.hinted_line.unwrap_or(0)
             )),
-            None => notes.push("placed by its lines (no line number)".to_owned()),
+            None => notes.push("no line number: placed by its lines".to_owned()),
         }
         match self.matched {
             Fuzz::Exact => {}

@@ -4,6 +4,8 @@ mod audit_failure;
 mod cancel;
 mod confinement;
 mod crash_commit;
+mod edit_scenarios;
+mod editing;
 mod fuzz;
 mod fuzz_corpus;
 mod git;
