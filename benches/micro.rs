@@ -183,7 +183,10 @@ fn editing(c: &mut Criterion) {
         b.iter(|| {
             flip = !flip;
             let (old, new) = if flip { (a, z) } else { (z, a) };
-            call("edit_file", json!({"path": "big.rs", "old_string": old, "new_string": new}))
+            call(
+                "edit_file",
+                json!({"path": "big.rs", "old_string": old, "new_string": new}),
+            )
         })
     });
     c.bench_function("gate/edit_file_5000_lines_dry_run", |b| {

@@ -13,12 +13,18 @@ use super::approvals::{Answer, Human};
 use crate::common::*;
 
 fn real(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/real")
+        .join(name);
     std::fs::read_to_string(path).expect("fixture")
 }
 
 /// A client whose human answers `answer`, in `version`.
-async fn human_client(env: &TestEnv, human: &Human, version: ProtocolVersion) -> rmcp::service::RunningService<rmcp::RoleClient, Human> {
+async fn human_client(
+    env: &TestEnv,
+    human: &Human,
+    version: ProtocolVersion,
+) -> rmcp::service::RunningService<rmcp::RoleClient, Human> {
     let core = env.core();
     if version >= ProtocolVersion::V_2026_07_28 {
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
@@ -70,7 +76,11 @@ async fn edit_file_changes_a_real_file_exactly_and_answers_with_the_diff() {
     assert_eq!(s["files"][0]["replacements"], 1);
     assert!(text(&r).contains("@@ -602,7 +602,7 @@"), "{}", text(&r));
     assert!(text(&r).contains("+        // Capped at slice.len()"));
-    let expected = original.replacen("        // Cap it at slice.len()", "        // Capped at slice.len()", 1);
+    let expected = original.replacen(
+        "        // Cap it at slice.len()",
+        "        // Capped at slice.len()",
+        1,
+    );
     assert_eq!(env.read("src/read.rs"), expected);
 }
 
@@ -116,8 +126,15 @@ async fn patches_in_the_forms_models_write_land_where_their_lines_are() {
     let codex = "*** Begin Patch\n*** Update File: textwrap.py\n@@ def dedent(text):\n     margin = None\n-    text = _whitespace_only_re.sub('', text)\n+    text = _whitespace_only_re.sub('', text)  # blank lines\n     indents = _leading_whitespace_re.findall(text)\n*** End Patch\n";
     let r = call(&client, "apply_patch", json!({"patch": codex})).await;
     assert!(!is_error(&r), "{}", text(&r));
-    assert!(text(&r).contains("hunk 1 at line 434 (no line number: placed by its lines)"), "{}", text(&r));
-    assert!(env.read("textwrap.py").contains("    text = _whitespace_only_re.sub('', text)  # blank lines\n"));
+    assert!(
+        text(&r).contains("hunk 1 at line 434 (no line number: placed by its lines)"),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        env.read("textwrap.py")
+            .contains("    text = _whitespace_only_re.sub('', text)  # blank lines\n")
+    );
 
     // A unified hunk 30 lines off with miscounted header: placed, and said so.
     let shifted = "--- a/textwrap.py\n+++ b/textwrap.py\n@@ -440,9 +440,9 @@ def dedent(text):\n         # Current line more deeply indented than previous winner:\n         # no change (previous winner is still on top).\n-        elif indent.startswith(margin):\n+        elif indent.startswith(margin):  # deeper\n             pass\n";
@@ -129,7 +146,8 @@ async fn patches_in_the_forms_models_write_land_where_their_lines_are() {
 
     // A bare `@@` whose lines occur twice: refused, naming both places.
     let before = env.read("textwrap.py");
-    let bare = "--- a/textwrap.py\n+++ b/textwrap.py\n@@\n-        if margin is None:\n+        if margin is None:  # first\n";
+    let bare =
+        "--- a/textwrap.py\n+++ b/textwrap.py\n@@\n-        if margin is None:\n+        if margin is None:  # first\n";
     let r = call(&client, "apply_patch", json!({"patch": bare})).await;
     assert_tool_error(&r, "textwrap.py: hunk 1 of 1");
     assert_tool_error(&r, "matches the file in");
@@ -160,7 +178,11 @@ async fn a_call_that_cannot_succeed_is_refused_before_anyone_is_asked() {
                 "not in the file",
             ),
             ("shell_exec", json!({"command": "rm -rf ."}), "not allowed"),
-            ("filesystem_write", json!({"path": "../outside.txt", "content": "x"}), "outside"),
+            (
+                "filesystem_write",
+                json!({"path": "../outside.txt", "content": "x"}),
+                "outside",
+            ),
         ];
         for (tool, args, needle) in cannot {
             let r = call(&client, tool, args).await;
@@ -179,7 +201,11 @@ async fn a_call_that_cannot_succeed_is_refused_before_anyone_is_asked() {
         assert!(!is_error(&r), "{version}: {}", text(&r));
         let questions = human.questions();
         assert_eq!(questions.len(), 1, "{version}");
-        assert!(questions[0].contains("+    margin = None  # none yet"), "{}", questions[0]);
+        assert!(
+            questions[0].contains("+    margin = None  # none yet"),
+            "{}",
+            questions[0]
+        );
         let audit = env.audit_lines();
         let refused: Vec<&Value> = audit.iter().filter(|l| l["outcome"] == "error").collect();
         assert_eq!(refused.len(), 4, "{audit:?}");
