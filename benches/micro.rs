@@ -236,6 +236,9 @@ fn rules(c: &mut Criterion) {
         policy: policy.clone(),
         engine: Default::default(),
         git: Default::default(),
+        sandbox: f.engine.sandbox.clone(),
+        grant: Default::default(),
+        confinement: Default::default(),
     };
     let write = f.engine.registry.get("filesystem_write").expect("tool");
     let prepared = write

@@ -26,6 +26,22 @@ cargo clippy --all-targets --locked -- -D warnings
 step "Rust tests (unit, integration through real MCP clients, schemas)"
 cargo test --locked
 
+if [ -n "${CI:-}" ]; then
+  # Coverage-guided fuzzing: each target briefly, from its kept corpus (read
+  # only; new finds go to a scratch folder). Long runs are by hand (SECURITY.md).
+  step "fuzzing (cargo-fuzz, 30 s a target from fuzz/corpus)"
+  if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+  fi
+  export RUSTC_BOOTSTRAP=1
+  for target in $(cargo fuzz list); do
+    scratch=$(mktemp -d)
+    cargo fuzz run "$target" "$scratch" "fuzz/corpus/$target" -- -max_total_time=30 -timeout=10 -print_final_stats=1 2>&1 | tail -n 12
+    rm -rf "$scratch"
+  done
+  unset RUSTC_BOOTSTRAP
+fi
+
 BIN="$PWD/target/debug/execlayer"
 
 step "official Python SDK (mcp, pinned)"

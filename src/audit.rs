@@ -4,6 +4,15 @@
 //! opened for append, so concurrent writers never interleave and a crash leaves
 //! at most a torn last line, which [`read_tail`] skips. Nothing secret is
 //! written: arguments appear as a digest and a truncated preview.
+//!
+//! No side effect without its record: before a call that changes anything,
+//! the gate asks [`AuditLog::ready_for_change`], which checks that the file at
+//! the log's path is still the one being written (reopening it when it was
+//! moved or removed) and keeps space allocated past its end (`fallocate`,
+//! Linux), so that the call's record has room even on a disk that has filled
+//! up since. When that fails (disk full, read-only, directory gone) the call is
+//! refused before it runs; reads go on. The trouble is logged and shown by
+//! [`AuditLog::trouble`] (in `brain_status`) until a check succeeds again.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -96,10 +105,26 @@ pub struct ToolCounts {
     pub errors: u64,
 }
 
+/// Space the log keeps allocated past its end, so a call's record has room
+/// (records are under 4 KiB): topped up to [`RESERVE`] when under [`RESERVE_MIN`].
+const RESERVE_MIN: u64 = 16 * 1024;
+const RESERVE: u64 = 64 * 1024;
+
+/// The open file, its identity and how far space is reserved.
+struct Writer {
+    file: File,
+    /// Device and inode, to notice the path now names another file (or none).
+    id: (u64, u64),
+    reserved_end: u64,
+}
+
 /// The append-only log.
 pub struct AuditLog {
     path: PathBuf,
-    file: Mutex<File>,
+    /// `None` while the log cannot be opened; every check tries again.
+    file: Mutex<Option<Writer>>,
+    /// Why the log cannot be written now, if it cannot.
+    trouble: Mutex<Option<String>>,
     /// Length of the file when opened: the history [`AuditLog::count_history`] reads.
     history_len: u64,
     counts: Mutex<std::collections::HashMap<String, ToolCounts>>,
@@ -149,27 +174,94 @@ impl AuditRecord {
 impl AuditLog {
     /// Opens (creating directories and the file as needed) for appending.
     pub fn open(path: &Path) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = OpenOptions::new().create(true).append(true).read(true).open(path)?;
-        // A crash may have left a torn last line: end it so the next record starts clean.
-        let len = file.metadata()?.len();
-        if len > 0 {
-            let mut last = [0u8; 1];
-            file.seek(SeekFrom::Start(len - 1))?;
-            io::Read::read_exact(&mut file, &mut last)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n")?;
-            }
-        }
-        let history_len = file.metadata()?.len();
+        let writer = Writer::open(path)?;
+        let history_len = writer.file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            file: Mutex::new(Some(writer)),
+            trouble: Mutex::default(),
             history_len,
             counts: Mutex::default(),
         })
+    }
+
+    /// Opens the log, or when that fails, a log that refuses changes (and
+    /// tries to open the file again at each check) instead of a server that
+    /// does not start: reads and status calls can still be served.
+    pub fn open_or_unavailable(path: &Path) -> Self {
+        match Self::open(path) {
+            Ok(log) => log,
+            Err(e) => {
+                let trouble = format!("cannot open {}: {e}", path.display());
+                tracing::error!(%trouble, "the audit log cannot be written; calls that change anything will be refused");
+                Self {
+                    path: path.to_path_buf(),
+                    file: Mutex::new(None),
+                    trouble: Mutex::new(Some(trouble)),
+                    history_len: 0,
+                    counts: Mutex::default(),
+                }
+            }
+        }
+    }
+
+    /// Checks that the record of a call that changes something can be
+    /// written: the file at the path is the open one (reopened when it was
+    /// moved or removed) and space past its end is reserved. The error says
+    /// why not, for the refusal.
+    pub fn ready_for_change(&self) -> Result<(), String> {
+        let mut writer = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let result = (|| -> io::Result<()> {
+            let current = match std::fs::metadata(&self.path) {
+                Ok(m) => Some(file_id(&m)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            if writer.as_ref().map(|w| Some(w.id)) != Some(current) {
+                if writer.is_some() {
+                    tracing::warn!(path = %self.path.display(), "the audit log was moved or removed; writing to a new file at its path");
+                }
+                *writer = Some(Writer::open(&self.path)?);
+            }
+            let Some(w) = writer.as_mut() else {
+                return Err(io::Error::other("not open"));
+            };
+            let len = w.file.metadata()?.len();
+            if w.reserved_end < len + RESERVE_MIN {
+                reserve(&w.file, len, RESERVE)?;
+                w.reserved_end = len + RESERVE;
+            }
+            Ok(())
+        })();
+        drop(writer);
+        match result {
+            Ok(()) => {
+                let mut trouble = self.trouble.lock().unwrap_or_else(|p| p.into_inner());
+                if trouble.take().is_some() {
+                    tracing::info!(path = %self.path.display(), "the audit log can be written again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("cannot write the audit log {}: {e}", self.path.display());
+                self.note_trouble(&why);
+                Err(why)
+            }
+        }
+    }
+
+    /// Why the log cannot be written now (`None`: it can, as far as the last
+    /// check or write knows).
+    pub fn trouble(&self) -> Option<String> {
+        self.trouble.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn note_trouble(&self, why: &str) {
+        let mut trouble = self.trouble.lock().unwrap_or_else(|p| p.into_inner());
+        if trouble.as_deref() != Some(why) {
+            tracing::error!(trouble = %why, "the audit log cannot be written; calls that change anything are refused until it can");
+        }
+        *trouble = Some(why.to_owned());
     }
 
     fn count(&self, record: &AuditRecord) {
@@ -207,9 +299,16 @@ impl AuditLog {
     pub fn append(&self, record: &AuditRecord) -> io::Result<()> {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(&line)?;
-        drop(file);
+        let mut writer = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match writer.as_mut() {
+            Some(w) => w.file.write_all(&line),
+            None => Err(io::Error::other("the audit log is not open")),
+        };
+        drop(writer);
+        if let Err(e) = &result {
+            self.note_trouble(&format!("cannot write the audit log {}: {e}", self.path.display()));
+        }
+        result?;
         self.count(record);
         Ok(())
     }
@@ -218,6 +317,72 @@ impl AuditLog {
     pub fn tail(&self, limit: usize, keep: impl Fn(&AuditRecord) -> bool) -> io::Result<Vec<AuditRecord>> {
         read_tail(&self.path, limit, keep)
     }
+}
+
+impl Writer {
+    fn open(path: &Path) -> io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new().create(true).append(true).read(true).open(path)?;
+        // A crash may have left a torn last line: end it so the next record starts clean.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))?;
+            io::Read::read_exact(&mut file, &mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        let id = file_id(&file.metadata()?);
+        Ok(Self {
+            file,
+            id,
+            reserved_end: 0,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+/// Allocates `len` bytes past `offset` without changing the file's size.
+/// File systems that cannot (`EOPNOTSUPP`) are let through: there the check
+/// rests on the file being there and the last write having succeeded.
+#[cfg(target_os = "linux")]
+fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fallocate on a descriptor we own; KEEP_SIZE leaves the content and size alone.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    Ok(())
 }
 
 /// Reads the newest `limit` matching records of the log at `path`, newest first,

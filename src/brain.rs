@@ -49,6 +49,16 @@ pub struct OllamaStatus {
     pub fallback_model: ModelStatus,
 }
 
+/// Whether the audit log can take records (calls that change anything need it).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditStatus {
+    pub path: String,
+    pub writable: bool,
+    /// Why not, while it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BrainStatus {
     pub models_root: PathStatus,
@@ -62,6 +72,9 @@ pub struct BrainStatus {
     pub enabled_tools: Vec<String>,
     /// What commands may touch: the Landlock ABI, seccomp, namespaces, and what each call gets.
     pub sandbox: crate::sandbox::SandboxReport,
+    /// The running server's audit log (absent from `execlayer status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditStatus>,
 }
 
 /// Gathers the status; never fails (an unreachable Ollama is part of the answer).
@@ -107,6 +120,7 @@ pub async fn status(settings: &Settings, policy: &Policy, sandbox: &crate::sandb
             .map(|(n, _)| n.clone())
             .collect(),
         sandbox: sandbox.report(),
+        audit: None,
     }
 }
 

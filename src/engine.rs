@@ -220,6 +220,11 @@ impl Engine {
         workspace.protect(&settings.config_path, "policy file", false);
         workspace.protect(&settings.playbooks_dir, "playbooks folder", false);
         workspace.protect(&settings.audit_log, "audit log", false);
+        workspace.protect(
+            &crate::journal::folder_for(&settings.audit_log),
+            "commit journal folder",
+            false,
+        );
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
@@ -236,8 +241,8 @@ impl Engine {
         );
         let registry = Registry::for_settings(&settings);
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
-        let audit = AuditLog::open(&settings.audit_log)
-            .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
+        // A log that cannot be opened refuses changes instead of stopping the server.
+        let audit = AuditLog::open_or_unavailable(&settings.audit_log);
         Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
             git: Arc::default(),
@@ -370,7 +375,7 @@ impl Engine {
         let mut prepared = tool
             .prepare(args)
             .map_err(|e| (GateError::InvalidArgs(e), preview_of(&canonical)))?;
-        let ctx = self.context(&opts, policy.clone());
+        let mut ctx = self.context(&opts, policy.clone());
         // Resolve what the call refers to (a named playbook) once, so that what
         // is approved is exactly what runs.
         if let Err(e) = prepared.bind(&ctx) {
@@ -383,6 +388,18 @@ impl Engine {
         record.dry_run = dry_run;
         record.risk = risk;
         record.args_digest = digest.clone();
+
+        // No side effect without its record: a change the log cannot hold is refused before it runs.
+        if !dry_run
+            && !tool.spec().annotations.read_only
+            && let Err(why) = self.audit.ready_for_change()
+        {
+            let text = format!(
+                "refused: `{tool_name}` did not run because {why}. execlayer runs a call that changes something only when it can record it; ask the operator to free space or fix the audit log's location (EXECUTION_AUDIT_LOG), then retry. Read-only tools still work."
+            );
+            let response = ToolResponse::refused(Decision::Denied, text);
+            return Ok(CallOutcome::Done(self.finish(record, started, response)));
+        }
 
         // Rules first (a dry run changes nothing and is not judged by them).
         // What the call touches is worked out only when a rule, a remembered
@@ -401,6 +418,13 @@ impl Engine {
         };
         if let Some(v) = &verdict {
             record.rule = Some(v.label());
+            // What the deciding command rule grants the process: network, or no sandbox.
+            if let Some(g) = v.rule.grant() {
+                ctx.grant = crate::sandbox::CommandGrant {
+                    network: g.network,
+                    sandbox: g.sandbox,
+                };
+            }
         }
         if let Some(v) = verdict.as_ref().filter(|v| v.decision == RuleDecision::Forbid) {
             record.approval = Some(ApprovalNote {

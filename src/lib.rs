@@ -13,6 +13,7 @@
 //! - [`audit`]: the append-only JSONL log.
 //! - [`tools`]: one file per tool and the registry.
 //! - [`patch`]: unified-diff parsing and all-or-nothing apply.
+//! - [`journal`]: crash-atomic multi-file commits (a journal before the first rename, undone at start).
 //! - [`playbook`]: playbook files: load, validate.
 //! - [`git`]: opening the workspace repository with libgit2.
 //! - [`ollama`]: Ollama's HTTP API (version, tags, streamed chat).
@@ -34,6 +35,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod git;
 pub mod http;
+pub mod journal;
 pub mod mcp;
 pub mod ollama;
 pub mod operator;

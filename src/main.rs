@@ -355,9 +355,7 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     );
     let http = match args.http {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let listener = execlayer::http::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr()?;
             doors.push(format!("http://{local}"));
             tracing::info!(%local, "execlayer serving HTTP: /mcp, /sse, /api/v1, dashboard at http://{local}/");

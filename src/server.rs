@@ -23,6 +23,13 @@ impl Core {
     pub fn start(engine: Arc<Engine>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let hub = Hub::start(&engine)?;
         spawn_policy_watcher(engine.clone(), shutdown);
+        // Undo multi-file changes a crash cut short, before their temp files are swept.
+        let commit_journal = crate::journal::folder_for(&engine.settings.audit_log);
+        let recovered = crate::journal::recover(&commit_journal);
+        for why in &recovered.skipped {
+            tracing::error!(journal = %why, "a multi-file change interrupted by a crash was not undone");
+        }
+        crate::journal::register(engine.workspace.root(), commit_journal);
         // Temp files a crash left behind are looked for only in the directories
         // the journal lists (see `StagingJournal`), never by walking the workspace.
         let state_dir = engine

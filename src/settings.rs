@@ -58,6 +58,32 @@ pub struct Settings {
     pub sandbox: crate::sandbox::SandboxSettings,
     pub models: ModelPaths,
     pub ollama: OllamaSettings,
+    /// Timeouts and the connection cap of the HTTP door.
+    pub http: HttpLimits,
+}
+
+/// How long the HTTP door waits for a slow client, and how many it serves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From a connection's start, or a request's first byte, to the end of its head.
+    pub header_timeout: Duration,
+    /// From the end of a request's head to the end of its body.
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may sit between requests.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -222,6 +248,22 @@ impl Settings {
             )?),
         };
 
+        let defaults = HttpLimits::default();
+        let secs = |var: &'static str, default: Duration| -> Result<Duration, SettingsError> {
+            parse_u64(get(var), var, default.as_secs(), 1..=3_600).map(Duration::from_secs)
+        };
+        let http = HttpLimits {
+            header_timeout: secs("EXECUTION_HTTP_HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
+            body_timeout: secs("EXECUTION_HTTP_BODY_TIMEOUT_SECS", defaults.body_timeout)?,
+            idle_timeout: secs("EXECUTION_HTTP_IDLE_TIMEOUT_SECS", defaults.idle_timeout)?,
+            max_connections: parse_u64(
+                get("EXECUTION_HTTP_MAX_CONNECTIONS"),
+                "EXECUTION_HTTP_MAX_CONNECTIONS",
+                defaults.max_connections as u64,
+                1..=65_536,
+            )? as usize,
+        };
+
         Ok(Self {
             workspace_root,
             token,
@@ -241,6 +283,7 @@ impl Settings {
                 voice_path,
             },
             ollama,
+            http,
         })
     }
 }
@@ -409,6 +452,9 @@ mod tests {
             ("EXECUTION_SANDBOX", "maybe"),
             ("EXECUTION_SANDBOX_READ", "/definitely/not/here"),
             ("EXECUTION_SANDBOX_WRITE", "/tmp,/definitely/not/here"),
+            ("EXECUTION_HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("EXECUTION_HTTP_IDLE_TIMEOUT_SECS", "soon"),
+            ("EXECUTION_HTTP_MAX_CONNECTIONS", "0"),
         ];
         for (var, value) in cases {
             let err = Settings::from_env(&env(&[("HOME", "/h"), (var, value)]), dir.path()).unwrap_err();

@@ -1,6 +1,7 @@
 //! The HTTP door (axum): MCP over Streamable HTTP at `/mcp`, the legacy
 //! HTTP+SSE endpoints, the REST API and the dashboard, behind one guard.
 
+mod conn;
 pub mod guard;
 pub mod rest;
 pub mod sse;
@@ -114,34 +115,40 @@ async fn session_delete_ok(request: axum::extract::Request, next: axum::middlewa
     response
 }
 
-/// Serves HTTP on `listener` until `shutdown` is cancelled.
+/// Clients that may wait in the kernel's queue for `accept` (the kernel caps
+/// it at `net.core.somaxconn`). tokio's `TcpListener::bind` asks for 128, which
+/// a burst of connections overflows: the kernel then drops their handshakes,
+/// and they arrive seconds later, after retransmits.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the HTTP door's listener, with a deep accept queue.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Serves HTTP on `listener` until `shutdown` is cancelled, with the
+/// timeouts and the connection cap of `EXECUTION_HTTP_*` (see [`conn`]).
 pub async fn serve_http(
     core: Core,
     listener: TcpListener,
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
     if let Ok(addr) = listener.local_addr() {
         let _ = core.engine.http_door.set(addr.to_string());
     }
+    let limits = core.engine.settings.http;
+    conn::raise_open_file_limit();
     let app = router(core, &options, shutdown.clone());
-    // Small JSON answers must not wait for delayed ACKs (Nagle): ~40 ms each.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     // Graceful shutdown waits for open connections; a client that stalls
     // mid-request must not hold the server up for ever.
-    let grace = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        result = server => result?,
-        () = grace => tracing::warn!("connections still open {} s after shutdown; closing them", SHUTDOWN_GRACE.as_secs()),
-    }
+    conn::serve(listener, app, limits, shutdown, SHUTDOWN_GRACE).await;
     Ok(())
 }

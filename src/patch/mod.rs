@@ -311,9 +311,23 @@ impl Plan {
                 }
             }
         }
+        // A crash from here on is undone at the next start (src/journal.rs).
+        let deletions = self
+            .writes
+            .iter()
+            .filter(|(_, c)| c.is_none())
+            .map(|(p, _)| p.as_path());
+        let mut journal = match crate::journal::Journal::begin(&staged, deletions) {
+            Ok(journal) => journal,
+            Err(e) => {
+                cleanup(&staged);
+                return Err(format!("cannot write the commit's journal: {e}; no file was changed"));
+            }
+        };
         let mut done: Vec<PathBuf> = Vec::new();
         let mut failure = None;
         for (tmp, path) in &staged {
+            journal.step();
             if let Err(e) = std::fs::rename(tmp, path) {
                 failure = Some(format!("cannot replace {}: {e}", path.display()));
                 break;
@@ -322,8 +336,11 @@ impl Plan {
         }
         if failure.is_none() {
             for (path, content) in &self.writes {
-                if content.is_none()
-                    && let Err(e) = std::fs::remove_file(path)
+                if content.is_some() {
+                    continue;
+                }
+                journal.step();
+                if let Err(e) = std::fs::remove_file(path)
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
                     failure = Some(format!("cannot delete {}: {e}", path.display()));
@@ -331,7 +348,10 @@ impl Plan {
                 }
             }
         }
-        let Some(failure) = failure else { return Ok(()) };
+        let Some(failure) = failure else {
+            journal.finish();
+            return Ok(());
+        };
         cleanup(&staged[done.len()..]);
         // Put back everything already changed.
         for (path, original) in &self.originals {
@@ -344,6 +364,7 @@ impl Plan {
                 }
             }
         }
+        journal.finish();
         Err(format!("{failure}; the files already changed were restored"))
     }
 }

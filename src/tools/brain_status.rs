@@ -16,7 +16,7 @@ pub struct Params {}
 impl Tool for BrainStatusTool {
     const NAME: &'static str = "brain_status";
     const TITLE: &'static str = "Model and server status";
-    const DESCRIPTION: &'static str = "Report where the local models live (MODELS_ROOT and the Ollama, XTTS, TTS and voice paths derived from it, each with whether it exists), whether Ollama is reachable and its version, which models are installed and whether the reasoning and fallback models are among them, plus the workspace root, the approval mode, the enabled tools, and the sandbox commands run in (the Landlock ABI, seccomp, namespaces, what each command may read and write, whether it has network).";
+    const DESCRIPTION: &'static str = "Report where the local models live (MODELS_ROOT and the Ollama, XTTS, TTS and voice paths derived from it, each with whether it exists), whether Ollama is reachable and its version, which models are installed and whether the reasoning and fallback models are among them, plus the workspace root, the approval mode, the enabled tools, the sandbox commands run in (the Landlock ABI, seccomp, namespaces, what each command may read and write, whether it has network), and whether the audit log can be written (while it cannot, calls that change anything are refused).";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -27,7 +27,17 @@ impl Tool for BrainStatusTool {
     }
 
     async fn run(&self, ctx: &ToolContext, _params: Params) -> Result<BrainStatus, ToolError> {
-        Ok(brain::status(&ctx.settings, &ctx.policy, &ctx.sandbox).await)
+        let mut status = brain::status(&ctx.settings, &ctx.policy, &ctx.sandbox).await;
+        if let Some(engine) = ctx.engine.upgrade() {
+            // A fresh check, so the answer is true now (it reserves log space; nothing else).
+            let error = engine.audit.ready_for_change().err();
+            status.audit = Some(brain::AuditStatus {
+                path: engine.audit.path().display().to_string(),
+                writable: error.is_none(),
+                error,
+            });
+        }
+        Ok(status)
     }
 
     fn render(s: BrainStatus) -> String {
@@ -86,5 +96,14 @@ pub fn render_text(s: &BrainStatus) -> String {
         b.git_metadata,
         b.each_call
     ));
+    if let Some(a) = &s.audit {
+        match &a.error {
+            None => text.push_str(&format!("audit log: {} (writable)\n", a.path)),
+            Some(e) => text.push_str(&format!(
+                "audit log: {} NOT writable: {e}; calls that change anything are refused\n",
+                a.path
+            )),
+        }
+    }
     text
 }

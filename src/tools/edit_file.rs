@@ -135,7 +135,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Replaces `edit` in `text`; `label` names the edit for messages.
-fn apply_edit(text: &str, edit: &Edit, shown: &str, label: &str) -> Result<(String, usize), String> {
+pub fn apply_edit(text: &str, edit: &Edit, shown: &str, label: &str) -> Result<(String, usize), String> {
     if edit.old_string.is_empty() {
         return Err(format!(
             "{label} ({shown}): old_string is empty; give the exact text to replace (to add text, include a nearby line in old_string and repeat it in new_string; to create a file use filesystem_write)"

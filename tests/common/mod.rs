@@ -2,6 +2,7 @@
 //! to the real server (in-process over a duplex pipe, or the built binary).
 #![allow(dead_code)]
 
+pub mod mount;
 pub mod ollama;
 pub mod scenario;
 

@@ -4,7 +4,7 @@
 //! bounded in time. (Path and shell attacks live in confinement.rs and shell.rs.)
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, Role
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use crate::common::mount::{Mounted, not_root, root_can_run};
 use crate::common::*;
 
 const TOKEN: &str = "hardening-token-5f3a9c1e77";
@@ -1979,76 +1980,6 @@ async fn sigkill_during_writes_and_patches_never_leaves_a_mixed_file() {
 // ---------------------------------------------------------------------------
 // A full disk and a read-only workspace (root only: they need mount).
 // ---------------------------------------------------------------------------
-
-/// Whether a root-only test can run here; says why not on stderr. With
-/// `EXECLAYER_REQUIRE_ROOT_TESTS=1` (CI), not being able to run is a failure.
-fn root_can_run(test: &str, why_not: Option<String>) -> bool {
-    let required = std::env::var("EXECLAYER_REQUIRE_ROOT_TESTS").as_deref() == Ok("1");
-    match why_not {
-        None => true,
-        Some(reason) => {
-            eprintln!("{test}: SKIPPED: {reason}");
-            assert!(
-                !required,
-                "{test} must run (EXECLAYER_REQUIRE_ROOT_TESTS=1) but cannot: {reason}"
-            );
-            false
-        }
-    }
-}
-
-fn not_root() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    (euid != 0).then(|| format!("needs root to mount (euid {euid})"))
-}
-
-/// A mount that is undone when dropped, also when the test panics.
-struct Mounted(PathBuf);
-
-impl Mounted {
-    fn run(args: &[&str]) -> Result<(), String> {
-        let out = std::process::Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .map_err(|e| format!("{}: {e}", args[0]))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-        }
-    }
-
-    fn tmpfs(at: &Path, size: &str) -> Result<Self, String> {
-        Self::run(&[
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size}"),
-            "tmpfs",
-            at.to_str().unwrap(),
-        ])?;
-        Ok(Self(at.to_path_buf()))
-    }
-
-    fn read_only(at: &Path) -> Result<Self, String> {
-        let p = at.to_str().unwrap();
-        Self::run(&["mount", "--bind", p, p])?;
-        let mounted = Self(at.to_path_buf());
-        Self::run(&["mount", "-o", "remount,ro,bind", p])?;
-        Ok(mounted)
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let p = self.0.to_str().unwrap();
-        if Self::run(&["umount", p]).is_err() {
-            let _ = Self::run(&["umount", "-l", p]);
-        }
-    }
-}
 
 /// Every file in a directory (not descending), with its bytes.
 fn files_in(dir: &Path) -> BTreeMap<String, Vec<u8>> {

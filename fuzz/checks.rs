@@ -1,0 +1,262 @@
+//! The fuzz targets' checks, shared by the libFuzzer targets
+//! (`fuzz/fuzz_targets/*.rs`) and the stable replay of the kept corpus and
+//! regressions (`tests/suite/fuzz_corpus.rs`). Each takes the raw input and
+//! panics when an invariant breaks.
+#![allow(dead_code)]
+
+use execlayer::patch::{diff, parse, place};
+use execlayer::policy::{PolicyFile, Risk};
+use execlayer::settings::{DEFAULT_SHELL_ALLOWLIST, parse_allowlist};
+use execlayer::tools::edit_file::{Edit, apply_edit};
+use execlayer::command::{check_command, has_metachar};
+use execlayer::workspace::{Access, Workspace};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::async_rw::JsonRpcMessageCodec;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+// --- patch
+// The patch parser and placer on anything a model might write (unified
+// diffs, the lenient forms, the Codex envelope). Input: `base NUL patch`.
+//
+// Invariants: nothing panics; a patch that places re-diffs to itself (the
+// diff of base → result parses, places on base and gives the same result);
+// and the diff of any two texts (without CR) turns the first into the second.
+fn replay(base: &str, result: &str) {
+    let (d, _, _) = diff::unified("f.txt", base, result);
+    if d.is_empty() {
+        assert_eq!(base, result, "an empty diff between different texts");
+        return;
+    }
+    let files = parse::parse(&d).unwrap_or_else(|e| panic!("our own diff does not parse: {e}\n{d}"));
+    assert_eq!(files.len(), 1, "{d}");
+    let (replayed, _) = place::apply(base, &files[0].hunks, "f.txt")
+        .unwrap_or_else(|e| panic!("our own diff does not place: {e:?}\n{d}"));
+    assert_eq!(replayed, result, "our own diff places to another text\n{d}");
+}
+
+pub fn patch(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (base, patch) = text.split_once('\0').unwrap_or(("", text));
+    if let Ok(files) = parse::parse(patch) {
+        for f in files.iter().filter(|f| !f.hunks.is_empty()) {
+            if let Ok((result, _)) = place::apply(base, &f.hunks, "f.txt") {
+                replay(base, &result);
+            }
+        }
+    }
+    // The placer writes added lines in the file's line ending (a CRLF file
+    // patched with LF lines stays CRLF), so a change of line endings is not
+    // a diff it replays as is: texts with CR are left to the check above.
+    if !base.contains('\r') && !patch.contains('\r') {
+        replay(base, patch);
+    }
+}
+
+// --- edit_match
+// The `edit_file` matcher. Input: `file NUL old_string NUL new_string [NUL 1]`
+// (a trailing `1` asks for replace_all).
+//
+// Invariants: nothing panics; an accepted edit replaced at least one match,
+// exactly one unless replace_all; where old_string is in the file as given,
+// the count is its number of matches and the length changes by exactly that
+// many replacements; a unique match is never refused.
+pub fn edit_match(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let mut parts = text.splitn(4, '\0');
+    let (Some(file), Some(old), Some(new)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    let replace_all = parts.next().is_some_and(|f| f.starts_with('1'));
+    let edit = Edit {
+        path: None,
+        old_string: old.to_owned(),
+        new_string: new.to_owned(),
+        replace_all,
+    };
+    let matches = if old.is_empty() { 0 } else { file.matches(old).count() };
+    match apply_edit(file, &edit, "f.txt", "the edit") {
+        Ok((out, n)) => {
+            assert!(!old.is_empty() && old != new, "a no-op edit was accepted");
+            assert!(n >= 1);
+            if !replace_all {
+                assert_eq!(n, 1, "several replaced without replace_all");
+            }
+            if matches > 0 {
+                assert_eq!(n, matches);
+                let want = file.len() as i64 + n as i64 * (new.len() as i64 - old.len() as i64);
+                assert_eq!(out.len() as i64, want);
+            }
+        }
+        Err(msg) => {
+            assert!(!msg.is_empty());
+            assert!(
+                old.is_empty() || old == new || matches != 1,
+                "a unique match was refused: {msg}"
+            );
+        }
+    }
+}
+
+// --- path_resolve
+// The path resolver against a workspace holding links that point outside,
+// inside, nowhere and in a loop, and a `.git` folder.
+//
+// Invariants: nothing panics; a resolved path is inside the root, also once
+// the file system resolves it; a path resolved for writing has no `.git`
+// component (in any letter case).
+fn workspace() -> &'static (PathBuf, Workspace) {
+    static WS: OnceLock<(PathBuf, Workspace)> = OnceLock::new();
+    WS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let dir = dir.canonicalize().expect("canonical");
+        let root = dir.join("ws");
+        std::fs::create_dir_all(root.join("src/deep")).unwrap();
+        std::fs::create_dir_all(root.join(".git/hooks")).unwrap();
+        std::fs::create_dir_all(dir.join("ws2")).unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        std::fs::write(dir.join("outside.txt"), "secret").unwrap();
+        let link = |to: &str, at: &str| std::os::unix::fs::symlink(to, root.join(at)).unwrap();
+        link(dir.join("outside.txt").to_str().unwrap(), "link_out");
+        link("../ws2", "link_sibling");
+        link("src", "link_in");
+        link("src/deep/../../..", "link_up");
+        link("missing/../../outside.txt", "dangling");
+        link("loop_b", "loop_a");
+        link("loop_a", "loop_b");
+        link(".git", "g");
+        let ws = Workspace::new(&root).expect("workspace");
+        (root, ws)
+    })
+}
+
+pub fn path_resolve(data: &[u8]) {
+    let Ok(raw) = std::str::from_utf8(data) else { return };
+    let (root, ws) = workspace();
+    for access in [Access::Read, Access::Write] {
+        let Ok(p) = ws.resolve(raw, access) else { continue };
+        let physical = p.physical();
+        assert!(
+            physical.starts_with(root),
+            "{raw:?} resolved outside: {}",
+            physical.display()
+        );
+        if let Ok(real) = std::fs::canonicalize(physical) {
+            assert!(real.starts_with(root), "{raw:?} leads outside: {}", real.display());
+        }
+        if access == Access::Write {
+            let inside = physical.strip_prefix(root).unwrap();
+            assert!(
+                !inside
+                    .components()
+                    .any(|c| c.as_os_str().to_string_lossy().eq_ignore_ascii_case(".git")),
+                "{raw:?} writable inside .git: {}",
+                physical.display()
+            );
+        }
+    }
+}
+
+// --- command_check
+// The command checker with its quoting. Input: `allowlist NEWLINE command`
+// (no newline: the default allowlist).
+//
+// Invariants: nothing panics; an accepted command's argv starts with an
+// allowlist entry word for word; it held no shell operator; no word starts
+// with `~`; git gets no option before its subcommand.
+pub fn command_check(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (list, command) = text.split_once('\n').unwrap_or((DEFAULT_SHELL_ALLOWLIST, text));
+    let Ok(allowlist) = parse_allowlist(list) else { return };
+    let Ok(argv) = check_command(command, &allowlist) else {
+        return;
+    };
+    assert!(
+        allowlist
+            .iter()
+            .any(|rule| argv.len() >= rule.len() && argv[..rule.len()] == rule[..]),
+        "{command:?} accepted as {argv:?}, which starts with no allowlist entry"
+    );
+    assert!(!has_metachar(command), "{command:?} with a shell operator was accepted");
+    assert!(argv.iter().all(|w| !w.starts_with('~')), "{argv:?}");
+    if argv[0] == "git" {
+        assert!(!argv.get(1).is_some_and(|a| a.starts_with('-')), "{argv:?}");
+    }
+}
+
+// --- policy_parse
+// The policy file parser.
+//
+// Invariants: nothing panics; an accepted policy names every tool, and its
+// own JSON is accepted again and prints the same.
+fn risks() -> &'static [(&'static str, Risk)] {
+    static RISKS: OnceLock<Vec<(&'static str, Risk)>> = OnceLock::new();
+    RISKS.get_or_init(|| execlayer::tools::Registry::builtin().risks())
+}
+
+pub fn policy_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(policy) = PolicyFile::parse(text, "fuzz.json", risks()) else {
+        return;
+    };
+    for (name, _) in risks() {
+        assert!(
+            policy.tools.contains_key(*name),
+            "{name} missing from an accepted policy"
+        );
+    }
+    let printed = policy.to_pretty_json();
+    let again = PolicyFile::parse(&printed, "fuzz.json", risks())
+        .unwrap_or_else(|e| panic!("a policy's own JSON is refused: {e}\n{printed}"));
+    assert_eq!(again.to_pretty_json(), printed);
+}
+
+// --- jsonrpc_frame
+// The stdio JSON-RPC framing (rmcp's line codec, with the messages a server
+// reads). Input: raw bytes; the first byte picks where to cut them in two.
+//
+// Invariants: nothing panics; what is decoded does not depend on how the
+// bytes arrive (whole, or in two reads); every decoded message, written
+// back out, decodes to itself.
+fn decode(chunks: &[&[u8]]) -> Vec<Result<String, ()>> {
+    let mut codec = JsonRpcMessageCodec::<ClientJsonRpcMessage>::new();
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut step = |buf: &mut BytesMut, eof: bool, out: &mut Vec<Result<String, ()>>| loop {
+        let before = buf.len();
+        let r = if eof { codec.decode_eof(buf) } else { codec.decode(buf) };
+        match r {
+            Ok(Some(m)) => out.push(Ok(serde_json::to_string(&m).expect("a message serializes"))),
+            Ok(None) => break,
+            Err(_) => {
+                out.push(Err(()));
+                if buf.len() == before {
+                    break;
+                }
+            }
+        }
+    };
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        step(&mut buf, false, &mut out);
+    }
+    step(&mut buf, true, &mut out);
+    out
+}
+
+pub fn jsonrpc_frame(data: &[u8]) {
+    let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    let whole = decode(&[data]);
+    let split = decode(&[&data[..cut], &data[cut..]]);
+    assert_eq!(whole, split, "framing depends on how the bytes arrive");
+    for message in whole.into_iter().flatten() {
+        let again = decode(&[format!("{message}\n").as_bytes()]);
+        assert_eq!(
+            again,
+            vec![Ok(message.clone())],
+            "a message does not survive a round trip"
+        );
+    }
+}
