@@ -4,11 +4,11 @@
 //! panics when an invariant breaks.
 #![allow(dead_code)]
 
+use execlayer::command::{check_command, has_metachar};
 use execlayer::patch::{diff, parse, place};
 use execlayer::policy::{PolicyFile, Risk};
 use execlayer::settings::{DEFAULT_SHELL_ALLOWLIST, parse_allowlist};
 use execlayer::tools::edit_file::{Edit, apply_edit};
-use execlayer::command::{check_command, has_metachar};
 use execlayer::workspace::{Access, Workspace};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::async_rw::JsonRpcMessageCodec;
@@ -86,7 +86,14 @@ pub fn edit_match(data: &[u8]) {
             }
             if matches > 0 {
                 assert_eq!(n, matches);
-                let want = file.len() as i64 + n as i64 * (new.len() as i64 - old.len() as i64);
+                // A CRLF file keeps CRLF: new_string's line breaks are written as CRLF.
+                let crlf_file = file.split_inclusive('\n').next().is_some_and(|l| l.ends_with("\r\n"));
+                let new_len = if crlf_file {
+                    new.replace("\r\n", "\n").replace('\n', "\r\n").len()
+                } else {
+                    new.len()
+                };
+                let want = file.len() as i64 + n as i64 * (new_len as i64 - old.len() as i64);
                 assert_eq!(out.len() as i64, want);
             }
         }
