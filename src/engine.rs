@@ -15,7 +15,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{ApprovalNote, AuditLog, AuditRecord, Decision, Door};
-use crate::policy::{ApprovalMode, Approvals, PolicyStore, Risk};
+use crate::policy::{ApprovalMode, PolicyStore, Risk};
 use crate::settings::Settings;
 use crate::tools::{APPROVAL_ID_ARG, BoxFuture, Progress, Registry, ToolContext, ToolSpec};
 use crate::workspace::Workspace;
@@ -141,7 +141,8 @@ pub struct Engine {
     pub settings: Arc<Settings>,
     pub workspace: Arc<Workspace>,
     pub policy: PolicyStore,
-    pub approvals: Approvals,
+    /// Approval ids, used `requestState`s and session answers (memory or Redis).
+    pub state: Arc<dyn crate::state::StateStore>,
     pub audit: AuditLog,
     pub registry: Registry,
 }
@@ -163,6 +164,7 @@ impl Engine {
         workspace.protect(&settings.config_path, "policy file", false);
         workspace.protect(&settings.playbooks_dir, "playbooks folder", false);
         workspace.protect(&settings.audit_log, "audit log", false);
+        workspace.protect(&crate::state::nonce_file(&settings), "used-requestState file", false);
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
@@ -170,13 +172,14 @@ impl Engine {
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)
             .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
+        let state = crate::state::open(&settings)?;
         Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
             git: Arc::default(),
             settings: Arc::new(settings),
             workspace: Arc::new(workspace),
             policy,
-            approvals: Approvals::new(),
+            state,
             audit,
             registry,
         }))
@@ -320,7 +323,7 @@ impl Engine {
                 timeout: Duration::from_secs(policy.approval_timeout_seconds),
             };
             if let Some(id) = approval_id {
-                match self.approvals.consume(&id, tool_name, &digest) {
+                match self.state.consume(&id, tool_name, &digest).await {
                     Ok(granted) => {
                         record.approval = Some(ApprovalNote {
                             via: "approval_id".into(),
@@ -392,7 +395,19 @@ impl Engine {
                     ApprovalSource::IdOnly => {
                         let q = question();
                         let ttl = Duration::from_secs(policy.approval_ttl_seconds);
-                        let pending = self.approvals.request(tool_name, &digest, &q.details, risk, ttl);
+                        let pending = match self.state.request(tool_name, &digest, &q.details, risk, ttl).await {
+                            Ok(pending) => pending,
+                            Err(e) => {
+                                record.approval = Some(ApprovalNote {
+                                    via: "operator".into(),
+                                    id: None,
+                                    answer: Some("store unavailable".into()),
+                                });
+                                let text = format!("approval required: {e}");
+                                let response = ToolResponse::refused(Decision::Denied, text);
+                                return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                            }
+                        };
                         record.approval = Some(ApprovalNote {
                             via: "operator".into(),
                             id: Some(pending.id.clone()),

@@ -6,7 +6,8 @@
 //!
 //! Module map:
 //! - [`settings`]: environment and `.env` → validated [`settings::Settings`].
-//! - [`policy`]: the policy file, the live policy, the approvals store.
+//! - [`policy`]: the policy file, the live policy.
+//! - [`state`]: approval ids, used `requestState`s, session answers (memory or Redis).
 //! - [`workspace`]: path confinement ([`workspace::WorkspacePath`]).
 //! - [`engine`]: the gate.
 //! - [`audit`]: the append-only JSONL log.
@@ -38,5 +39,6 @@ pub mod policy;
 pub mod schemas;
 pub mod server;
 pub mod settings;
+pub mod state;
 pub mod tools;
 pub mod workspace;

@@ -212,10 +212,15 @@ async fn grant(State(core): State<Core>, Query(q): Query<GrantQuery>) -> Respons
     }
     let policy = core.engine.policy.current();
     let ttl = Duration::from_secs(policy.approval_ttl_seconds);
-    let a = core
+    let a = match core
         .engine
-        .approvals
-        .grant_tool(&q.tool_name, policy.risk(&q.tool_name), "operator (REST)", ttl);
+        .state
+        .grant_tool(&q.tool_name, policy.risk(&q.tool_name), "operator (REST)", ttl)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return store_error(e),
+    };
     core.engine.record_operator(&a, true, "operator");
     Json(json!({
         "approval_id": a.id,
@@ -226,19 +231,34 @@ async fn grant(State(core): State<Core>, Query(q): Query<GrantQuery>) -> Respons
     .into_response()
 }
 
-async fn pending(State(core): State<Core>) -> Json<Value> {
-    let list: Vec<Value> = core.engine.approvals.pending().iter().map(approval_json).collect();
-    Json(json!({ "pending": list }))
+/// The state store could not be asked: 503, and nothing changed.
+fn store_error(e: ApprovalError) -> Response {
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "approval state store unavailable",
+        Some(e.to_string()),
+    )
+}
+
+async fn pending(State(core): State<Core>) -> Response {
+    match core.engine.state.pending().await {
+        Ok(list) => {
+            let list: Vec<Value> = list.iter().map(approval_json).collect();
+            Json(json!({ "pending": list })).into_response()
+        }
+        Err(e) => store_error(e),
+    }
 }
 
 async fn decide(core: &Core, id: &str, approve: bool) -> Response {
     let ttl = Duration::from_secs(core.engine.policy.current().approval_ttl_seconds);
-    match core.engine.approvals.decide(id, approve, "operator (REST)", ttl) {
+    match core.engine.state.decide(id, approve, "operator (REST)", ttl).await {
         Ok(a) => {
             core.engine.record_operator(&a, approve, "operator");
             Json(approval_json(&a)).into_response()
         }
         Err(e @ ApprovalError::NotPending(_)) => json_error(StatusCode::CONFLICT, "not pending", Some(e.to_string())),
+        Err(e @ ApprovalError::Unavailable { .. }) => store_error(e),
         Err(e) => json_error(StatusCode::NOT_FOUND, "unknown approval", Some(e.to_string())),
     }
 }

@@ -5,14 +5,15 @@
 //! - 2026-07-28, client declared elicitation: answer with `input_required`
 //!   carrying the question and a sealed `requestState` ([`Seals`]); the retry's
 //!   answer is trusted only when the state opens with this exact tool and
-//!   argument digest, has not expired and was not used before.
+//!   argument digest, has not expired and was not used before on any instance
+//!   sharing the state store (its nonce is consumed there, atomically).
 //! - Otherwise: the operator path (a pending approval id).
 //!
 //! Anything but an explicit yes is a no.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::{ApprovalAnswer, ApprovalQuestion, ApprovalSource, Approver, call_digest};
+use crate::state::StateStore;
 use crate::tools::BoxFuture;
 
 /// The key under which the approval question travels in `inputRequests`.
@@ -31,10 +33,11 @@ pub const INPUT_KEY: &str = "approval";
 /// The one field of the approval form.
 pub const APPROVE_FIELD: &str = "approve";
 
-/// Seals and checks `requestState` tokens; remembers used ones until they expire.
+/// Seals and checks `requestState` tokens; the state store remembers used
+/// ones until they expire.
 pub struct Seals {
     codec: RequestStateCodec,
-    used: Mutex<HashMap<String, Instant>>,
+    store: Arc<dyn StateStore>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,8 +49,9 @@ struct SealedApproval {
 }
 
 impl Seals {
-    /// `key` (at least 32 bytes) lets several instances share states; `None` picks a random key.
-    pub fn new(key: Option<&[u8]>) -> anyhow::Result<Self> {
+    /// `key` (at least 32 bytes) lets several instances share states; `None`
+    /// picks a random key. Used nonces go to `store`.
+    pub fn new(key: Option<&[u8]>, store: Arc<dyn StateStore>) -> anyhow::Result<Self> {
         let key = match key {
             Some(k) => k.to_vec(),
             None => {
@@ -57,7 +61,7 @@ impl Seals {
         };
         Ok(Self {
             codec: RequestStateCodec::try_new(key).map_err(|e| anyhow::anyhow!("EXECUTION_STATE_KEY: {e}"))?,
-            used: Mutex::new(HashMap::new()),
+            store,
         })
     }
 
@@ -81,23 +85,32 @@ impl Seals {
     }
 
     /// Opens a state for `tool` and `digest` and marks it used. The error is
-    /// deliberately the same for every kind of failure.
-    pub fn open(&self, sealed: &str, tool: &str, digest: &str, caller: &str, ttl: Duration) -> Result<(), String> {
+    /// deliberately the same for every kind of failure, except a state store
+    /// that cannot be reached (then nothing is known, and the answer is no).
+    pub async fn open(
+        &self,
+        sealed: &str,
+        tool: &str,
+        digest: &str,
+        caller: &str,
+        ttl: Duration,
+    ) -> Result<(), String> {
         const REFUSED: &str = "the requestState is invalid, expired, already used, or was issued for other arguments; call the tool again without it";
         let ad = Self::associated_data(tool, digest, caller);
         let payload: SealedApproval = self.codec.open_json_with(sealed, &ad).map_err(|_| REFUSED.to_owned())?;
         if payload.tool != tool || payload.digest != digest {
             return Err(REFUSED.to_owned());
         }
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        used.retain(|_, expiry| *expiry > now);
-        if used.contains_key(&payload.nonce) {
-            return Err(REFUSED.to_owned());
-        }
         // Remember it a little longer than it can live.
-        used.insert(payload.nonce, now + ttl + Duration::from_secs(60));
-        Ok(())
+        match self
+            .store
+            .consume_nonce(&payload.nonce, ttl + Duration::from_secs(60))
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(REFUSED.to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -189,7 +202,7 @@ fn can_elicit(context: &RequestContext<RoleServer>) -> bool {
 }
 
 impl Channel {
-    pub fn for_request(
+    pub async fn for_request(
         engine: &crate::engine::Engine,
         seals: &std::sync::Arc<Seals>,
         ttl: Duration,
@@ -203,7 +216,10 @@ impl Channel {
             let digest = engine
                 .approval_digest(&request.name, request.arguments.as_ref())
                 .unwrap_or_else(|| call_digest(request.arguments.as_ref()));
-            if let Err(reason) = seals.open(state, &request.name, &digest, &caller_name(context), ttl) {
+            if let Err(reason) = seals
+                .open(state, &request.name, &digest, &caller_name(context), ttl)
+                .await
+            {
                 return Channel::Answered(ApprovalAnswer::Denied(reason));
             }
             let answer = request
