@@ -33,7 +33,7 @@ use crate::policy::Risk;
 use crate::tools::BoxFuture;
 
 /// Longest wait for any one Redis call, connecting included.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const PREFIX: &str = "execlayer:";
 
 /// Creates a pending approval, or returns the one already pending for the call.

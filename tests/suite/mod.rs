@@ -11,5 +11,6 @@ mod playbooks;
 mod reason;
 mod shell;
 mod soak;
+mod state_redis;
 mod stdio;
 mod tools_fs;
