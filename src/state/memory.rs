@@ -226,18 +226,6 @@ impl StateStore for MemoryStore {
         ready(Ok(list))
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Approval>, ApprovalError>> {
-        ready(Ok(self.entries().get(id).cloned()))
-    }
-
-    fn withdraw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ApprovalError>> {
-        let mut entries = self.entries();
-        if entries.get(id).is_some_and(|a| a.state == ApprovalState::Pending) {
-            entries.remove(id);
-        }
-        ready(Ok(()))
-    }
-
     fn consume_nonce<'a>(&'a self, nonce: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, ApprovalError>> {
         let mut guard = lock(&self.nonces);
         let nonces = &mut *guard;

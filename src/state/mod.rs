@@ -154,12 +154,6 @@ pub trait StateStore: Send + Sync {
     /// Calls waiting for an operator, oldest first.
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Approval>, ApprovalError>>;
 
-    /// Looks an id up without using it.
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Approval>, ApprovalError>>;
-
-    /// Ends a pending request (its caller went away).
-    fn withdraw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ApprovalError>>;
-
     /// Marks a `requestState` nonce used for `ttl`: `Ok(true)` the first time,
     /// `Ok(false)` for every later attempt, on any instance.
     fn consume_nonce<'a>(&'a self, nonce: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, ApprovalError>>;

@@ -107,24 +107,11 @@ end
 return out
 ";
 
-/// Ends a pending request. ARGV: prefix, id.
-const WITHDRAW: &str = r"
-local prefix = ARGV[1]
-local key = prefix .. 'approval:' .. ARGV[2]
-if redis.call('HGET', key, 'state') ~= 'pending' then return 0 end
-local tool = redis.call('HGET', key, 'tool')
-local digest = redis.call('HGET', key, 'digest')
-redis.call('DEL', key, prefix .. 'call:' .. tool .. ':' .. digest)
-redis.call('ZREM', prefix .. 'pending', ARGV[2])
-return 1
-";
-
 struct Scripts {
     request: Script,
     decide: Script,
     consume: Script,
     pending: Script,
-    withdraw: Script,
 }
 
 /// Approval state in Redis, shared by every instance that points at it.
@@ -165,9 +152,13 @@ impl RedisStore {
                 decide: Script::new(DECIDE),
                 consume: Script::new(CONSUME),
                 pending: Script::new(PENDING),
-                withdraw: Script::new(WITHDRAW),
             },
         })
+    }
+
+    /// Ids are 32 hex digits ([`new_id`]); anything else is unknown without asking Redis.
+    fn is_id(id: &str) -> bool {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> ApprovalError {
@@ -328,6 +319,9 @@ impl StateStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Approval, ApprovalError>> {
         Box::pin(async move {
+            if !Self::is_id(id) {
+                return Err(ApprovalError::Unknown(id.to_owned()));
+            }
             let expires = SystemTime::now() + ttl;
             let reply: Vec<String> = self
                 .bounded(|mut con| async move {
@@ -358,6 +352,9 @@ impl StateStore for RedisStore {
         digest: &'a str,
     ) -> BoxFuture<'a, Result<Approval, ApprovalError>> {
         Box::pin(async move {
+            if !Self::is_id(id) {
+                return Err(ApprovalError::Unknown(id.to_owned()));
+            }
             let reply: Vec<String> = self
                 .bounded(|mut con| async move {
                     self.scripts
@@ -401,30 +398,6 @@ impl StateStore for RedisStore {
             list.retain(|a| a.state == ApprovalState::Pending);
             list.sort_by_key(|a| a.created_at);
             Ok(list)
-        })
-    }
-
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Approval>, ApprovalError>> {
-        Box::pin(async move {
-            let key = format!("{PREFIX}approval:{id}");
-            let flat: Vec<String> = self
-                .bounded(|mut con| async move { redis::cmd("HGETALL").arg(&key).query_async(&mut con).await })
-                .await?;
-            if flat.is_empty() {
-                return Ok(None);
-            }
-            self.parse(&flat).map(Some)
-        })
-    }
-
-    fn withdraw<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), ApprovalError>> {
-        Box::pin(async move {
-            let _: i64 = self
-                .bounded(
-                    |mut con| async move { self.scripts.withdraw.arg(PREFIX).arg(id).invoke_async(&mut con).await },
-                )
-                .await?;
-            Ok(())
         })
     }
 

@@ -342,3 +342,55 @@ async fn a_redis_outage_refuses_approvals_serves_reads_and_recovers() {
     assert!(!is_error(&r), "{}", text(&r));
     assert_eq!(env.read("out.txt"), "after");
 }
+
+#[tokio::test]
+async fn two_store_handles_on_one_redis_share_session_answers_and_nonces() {
+    use execlayer::state::StateStore;
+    use execlayer::state::redis::RedisStore;
+    let redis = RedisServer::start().await;
+    let a = RedisStore::open(&redis.url()).unwrap();
+    let b = RedisStore::open(&redis.url()).unwrap();
+    let ttl = Duration::from_secs(60);
+
+    a.remember_session("session-1", "shell_exec:cargo test", ttl)
+        .await
+        .unwrap();
+    a.remember_session("session-1", "brief", Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(b.is_remembered("session-1", "shell_exec:cargo test").await.unwrap());
+    assert!(!b.is_remembered("session-2", "shell_exec:cargo test").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(!b.is_remembered("session-1", "brief").await.unwrap(), "expired");
+
+    assert!(a.consume_nonce("n1", ttl).await.unwrap());
+    assert!(!b.consume_nonce("n1", ttl).await.unwrap());
+    assert!(!a.consume_nonce("n1", ttl).await.unwrap());
+
+    // Pending ids: one per call, visible through both, bound to the arguments.
+    let p = a
+        .request("shell_exec", "d1", "run ls", execlayer::policy::Risk::High, ttl)
+        .await
+        .unwrap();
+    let same = b
+        .request("shell_exec", "d1", "run ls", execlayer::policy::Risk::High, ttl)
+        .await
+        .unwrap();
+    assert_eq!(same.id, p.id);
+    let listed = b.pending().await.unwrap();
+    assert_eq!((listed.len(), listed[0].preview.as_str()), (1, "run ls"));
+    assert_eq!(listed[0].risk, execlayer::policy::Risk::High);
+    b.decide(&p.id, true, "op", ttl).await.unwrap();
+    assert!(a.pending().await.unwrap().is_empty());
+    let wrong = a.consume(&p.id, "shell_exec", "d2").await.unwrap_err();
+    assert!(
+        matches!(wrong, execlayer::state::ApprovalError::WrongArguments(_)),
+        "{wrong}"
+    );
+    a.consume(&p.id, "shell_exec", "d1").await.unwrap();
+    let again = b.consume(&p.id, "shell_exec", "d1").await.unwrap_err();
+    assert!(matches!(again, execlayer::state::ApprovalError::Unknown(_)), "{again}");
+    // Not an id at all: unknown, without a Redis key built from it.
+    let odd = b.consume("approval:*", "shell_exec", "d1").await.unwrap_err();
+    assert!(matches!(odd, execlayer::state::ApprovalError::Unknown(_)), "{odd}");
+}
