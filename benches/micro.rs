@@ -162,6 +162,80 @@ fn gate(c: &mut Criterion) {
     });
 }
 
+/// `edit_file` on a 5,000-line file next to `filesystem_read` of the same file,
+/// both through the gate (the goal: the edit costs at most 1.2× the read).
+fn editing(c: &mut Criterion) {
+    let f = fixture();
+    let text: String = (0..5000)
+        .map(|i| format!("    let value_{i} = compute(input_{i}, {i}); // line {i}\n"))
+        .collect();
+    std::fs::write(f.engine.workspace.root().join("big.rs"), &text).expect("write");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let caller = Caller::new(Door::Stdio);
+    let call = |tool: &str, args: serde_json::Value| {
+        rt.block_on(f.engine.call(
+            &caller,
+            tool,
+            args.as_object().cloned(),
+            ApprovalSource::IdOnly,
+            CallOptions::default(),
+        ))
+        .expect("call")
+    };
+    c.bench_function("gate/filesystem_read_5000_lines", |b| {
+        b.iter(|| call("filesystem_read", json!({"path": "big.rs"})))
+    });
+    let (a, z) = ("compute(input_2500, 2500)", "compute(input_2500, 2501)");
+    let mut flip = false;
+    c.bench_function("gate/edit_file_5000_lines", |b| {
+        b.iter(|| {
+            flip = !flip;
+            let (old, new) = if flip { (a, z) } else { (z, a) };
+            call(
+                "edit_file",
+                json!({"path": "big.rs", "old_string": old, "new_string": new}),
+            )
+        })
+    });
+    c.bench_function("gate/edit_file_5000_lines_dry_run", |b| {
+        b.iter(|| {
+            let old = if flip { z } else { a };
+            call(
+                "edit_file",
+                json!({"path": "big.rs", "old_string": old, "new_string": "x", "dry_run": true}),
+            )
+        })
+    });
+}
+
+/// Placing a hunk whose line number is 40 lines off, near the end of files
+/// of growing size: the time must grow linearly with the file.
+fn placement(c: &mut Criterion) {
+    for n in [1_000usize, 10_000, 100_000] {
+        let base: String = (0..n).map(|i| format!("fn item_{i}() -> u32 {{ {i} }}\n")).collect();
+        let at = n - 10;
+        let patch = format!(
+            "--- a/f.rs\n+++ b/f.rs\n@@ -{},3 +{},3 @@\n fn item_{}() -> u32 {{ {} }}\n-fn item_{}() -> u32 {{ {} }}\n+fn item_{}() -> u32 {{ 0 }}\n fn item_{}() -> u32 {{ {} }}\n",
+            at - 40,
+            at - 40,
+            at - 1,
+            at - 1,
+            at,
+            at,
+            at,
+            at + 1,
+            at + 1
+        );
+        let files = execlayer::patch::parse::parse(&patch).expect("parse");
+        c.bench_function(&format!("patch/place_{n}_lines"), |b| {
+            b.iter(|| execlayer::patch::place::apply(black_box(&base), &files[0].hunks, "f.rs").expect("place"))
+        });
+    }
+}
+
 /// A `redis-server` on a free loopback port, killed when dropped.
 struct Redis(std::process::Child, u16);
 
@@ -284,5 +358,15 @@ fn state(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, confinement, allowlist, patch, audit, gate, state);
+criterion_group!(
+    benches,
+    confinement,
+    allowlist,
+    patch,
+    audit,
+    gate,
+    editing,
+    placement,
+    state
+);
 criterion_main!(benches);

@@ -314,6 +314,17 @@ impl Engine {
         record.args_digest = digest.clone();
 
         let needs_approval = policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium;
+        // A human is never asked about a call that would fail anyway.
+        if needs_approval && let Err(e) = prepared.check(&ctx) {
+            let response = ToolResponse::refused(
+                Decision::Allowed,
+                format!(
+                    "{}\n(checked before asking for approval: nothing ran and no one was asked)",
+                    e.message
+                ),
+            );
+            return Ok(CallOutcome::Done(self.finish(record, started, response)));
+        }
         if needs_approval {
             let question = || ApprovalQuestion {
                 tool: tool_name.to_owned(),

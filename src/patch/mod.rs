@@ -1,19 +1,25 @@
-//! Unified diffs: parse (git-style or plain, many files), plan against the
-//! workspace, and apply all-or-nothing.
+//! Patches: parse (unified diffs in their many forms, and Codex's envelope),
+//! place (each hunk where its lines are, near the hinted line), and apply to
+//! the workspace all-or-nothing.
 //!
-//! [`plan`] reads every target, applies every hunk in memory and confines
-//! every path before anything is written; [`commit`] then writes each new file
-//! to a temp file beside its target and, only when all temp files exist, renames
-//! them into place and removes deleted files. A failure while renaming puts back
-//! the files already replaced. So a patch that fails on one file changes none.
+//! [`plan`] reads every target, places and applies every hunk in memory and
+//! confines every path before anything is written; [`Plan::commit`] then
+//! writes each new file to a temp file beside its target and, only when all
+//! temp files exist, renames them into place and removes deleted files. A
+//! failure while renaming puts back the files already replaced. So a patch
+//! that fails on one file changes none.
+
+pub mod diff;
+pub mod parse;
+pub mod place;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use diffy::patch_set::{FileOperation, ParseOptions, PatchSet};
-use diffy::{Line, Patch};
 use schemars::JsonSchema;
 use serde::Serialize;
+
+pub use place::{Fuzz, Placement};
 
 use crate::fsutil::looks_binary;
 use crate::workspace::{Access, Workspace};
@@ -44,10 +50,13 @@ pub struct FileSummary {
     pub additions: usize,
     /// Lines removed.
     pub deletions: usize,
+    /// Where each hunk landed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hunks: Vec<Placement>,
 }
 
 /// A checked patch, ready to write.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Plan {
     pub files: Vec<FileSummary>,
     /// Final content per physical path: `Some` to write, `None` to delete.
@@ -56,79 +65,8 @@ pub struct Plan {
     originals: BTreeMap<PathBuf, Option<Vec<u8>>>,
 }
 
-/// A file the patch names, with its hunks, before it meets the disk.
-struct FileChange<'a> {
-    old: Option<String>,
-    new: Option<String>,
-    patch: Patch<'a, str>,
-}
-
-/// Parses `text` into per-file changes with workspace-relative paths.
-fn parse(text: &str) -> Result<Vec<FileChange<'_>>, String> {
-    const WANTED: &str =
-        "give a unified diff: `--- a/file` and `+++ b/file` headers followed by `@@ -l,n +l,n @@` hunks";
-    if text.trim().is_empty() {
-        return Err(format!("patch is empty; {WANTED}"));
-    }
-    let git_style = text.starts_with("diff --git ") || text.contains("\ndiff --git ");
-    let opts = if git_style {
-        ParseOptions::gitdiff()
-    } else {
-        ParseOptions::unidiff()
-    };
-    let mut changes = Vec::new();
-    for item in PatchSet::parse(text, opts) {
-        let file = item.map_err(|e| {
-            if e.to_string().contains("no valid patches") {
-                format!("the text holds no patch; {WANTED}")
-            } else {
-                format!("patch does not parse: {e}")
-            }
-        })?;
-        // Paths from `rename from`/`rename to` carry no `a/`/`b/` prefix.
-        let is_rename = matches!(
-            file.operation(),
-            FileOperation::Rename { .. } | FileOperation::Copy { .. }
-        );
-        let strip = usize::from(!is_rename && (git_style || has_ab_prefixes(file.operation())));
-        let op = file.operation().strip_prefix(strip);
-        let (old, new) = match &op {
-            FileOperation::Create(p) => (None, Some(p.to_string())),
-            FileOperation::Delete(p) => (Some(p.to_string()), None),
-            FileOperation::Modify { original, modified } => (Some(original.to_string()), Some(modified.to_string())),
-            FileOperation::Rename { from, to } => (Some(from.to_string()), Some(to.to_string())),
-            FileOperation::Copy { .. } => {
-                return Err("copy patches are not supported; create the new file instead".into());
-            }
-        };
-        let patch = match file.into_patch() {
-            diffy::patch_set::PatchKind::Text(p) => p,
-            diffy::patch_set::PatchKind::Binary(_) => {
-                return Err(format!(
-                    "{} has a binary patch; apply_patch changes text files only",
-                    new.or(old).unwrap_or_default()
-                ));
-            }
-        };
-        changes.push(FileChange { old, new, patch });
-    }
-    if changes.is_empty() {
-        return Err(format!("the text holds no patch; {WANTED}"));
-    }
-    Ok(changes)
-}
-
-fn has_ab_prefixes(op: &FileOperation<'_, str>) -> bool {
-    match op {
-        FileOperation::Modify { original, modified } => original.starts_with("a/") && modified.starts_with("b/"),
-        FileOperation::Rename { from, to } => from.starts_with("a/") && to.starts_with("b/"),
-        FileOperation::Create(p) => p.starts_with("b/"),
-        FileOperation::Delete(p) => p.starts_with("a/"),
-        FileOperation::Copy { .. } => false,
-    }
-}
-
 /// Checks the whole patch against the workspace and computes every result.
+/// Every hunk of every file is tried, and every failure reported.
 pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
     if text.len() > MAX_PATCH_BYTES {
         return Err(format!(
@@ -136,22 +74,11 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
             text.len()
         ));
     }
-    // A patch pasted into a JSON string often loses its last newline.
-    let owned;
-    let text = if text.ends_with('\n') {
-        text
-    } else {
-        owned = format!("{text}\n");
-        owned.as_str()
-    };
-    let changes = parse(text)?;
-    let mut plan = Plan {
-        files: Vec::new(),
-        writes: BTreeMap::new(),
-        originals: BTreeMap::new(),
-    };
+    let changes = parse::parse(text)?;
+    let mut plan = Plan::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut changed_any = false;
     for change in changes {
-        let (additions, deletions) = count(&change.patch);
         let resolve = |p: &str| workspace.resolve(p, Access::Write).map_err(|e| e.to_string());
         let old = change.old.as_deref().map(resolve).transpose()?;
         let new = change.new.as_deref().map(resolve).transpose()?;
@@ -174,16 +101,53 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
             && plan.current(n.physical(), &n.display())?.is_some()
         {
             return Err(format!(
-                "{} already exists; the patch expects to create it",
+                "{} already exists; the patch expects to create it (use `*** Update File:` or a `--- a/` header to change it)",
                 n.display()
             ));
         }
-        let result = apply(base.as_deref().unwrap_or(""), &change.patch, &shown)?;
-        if action == Action::Delete && !result.is_empty() {
-            return Err(format!(
+        let base_text = base.as_deref().unwrap_or("");
+        let (result, placements) = if let Some(content) = &change.added {
+            (content.clone(), Vec::new())
+        } else if change.delete_any {
+            (String::new(), Vec::new())
+        } else if change.hunks.is_empty() && action == Action::Modify {
+            failures.push(format!(
+                "{shown}: the patch names the file but has no hunks (`@@` sections) for it; nothing to apply"
+            ));
+            continue;
+        } else if change.hunks.is_empty() {
+            (base_text.to_owned(), Vec::new())
+        } else {
+            match place::apply(base_text, &change.hunks, &shown) {
+                Ok(done) => done,
+                Err(why) => {
+                    failures.extend(why);
+                    continue;
+                }
+            }
+        };
+        if action == Action::Delete && !change.delete_any && !result.is_empty() {
+            failures.push(format!(
                 "{shown}: the patch deletes the file but does not remove all of its content; the file differs from what the patch expects"
             ));
+            continue;
         }
+        if action == Action::Modify && result == base_text {
+            failures.push(format!(
+                "{shown}: the patch leaves the file exactly as it is (its hunks add back what they remove); nothing to apply"
+            ));
+            continue;
+        }
+        changed_any = true;
+        let (additions, deletions) = match (&change.added, action) {
+            (Some(content), _) => (content.lines().count(), 0),
+            (None, Action::Delete) if change.delete_any => (0, base_text.lines().count()),
+            _ => change
+                .hunks
+                .iter()
+                .map(|h| h.changes())
+                .fold((0, 0), |(a, d), (x, y)| (a + x, d + y)),
+        };
         if let Some(o) = &old
             && action != Action::Modify
         {
@@ -200,12 +164,65 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
                 .flatten(),
             additions,
             deletions,
+            hunks: placements,
         });
+    }
+    if !failures.is_empty() {
+        let n = failures.len();
+        return Err(format!(
+            "{}\n{} no file was changed. Read the file(s) again (filesystem_read with line_numbers: true) and make the failing hunk(s) match the current content; hunks that did apply need no change.",
+            failures.join("\n"),
+            if n == 1 {
+                "1 hunk failed;".to_owned()
+            } else {
+                format!("{n} hunks or files failed;")
+            }
+        ));
+    }
+    if !changed_any {
+        return Err("the patch changes nothing; no file was changed".into());
     }
     Ok(plan)
 }
 
 impl Plan {
+    /// A plan that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The text of an existing workspace file, as this plan has it so far
+    /// (for edits): (physical path, path as shown, text).
+    pub fn text_of(&mut self, workspace: &Workspace, raw: &str) -> Result<(PathBuf, String, String), String> {
+        let path = workspace.resolve(raw, Access::Write).map_err(|e| e.to_string())?;
+        let shown = path.display();
+        let text = self.current(path.physical(), &shown)?.ok_or_else(|| {
+            format!("{shown} does not exist; edit_file changes existing files (create one with filesystem_write)")
+        })?;
+        Ok((path.physical().to_path_buf(), shown, text))
+    }
+
+    /// Plans `text` as the new content of `physical` (a file `text_of` read).
+    pub fn set_text(&mut self, physical: PathBuf, text: String) {
+        self.writes.insert(physical, Some(text));
+    }
+
+    /// The unified diff of every planned change, file by file, with paths
+    /// relative to `root`.
+    pub fn diff(&self, root: &std::path::Path) -> String {
+        let mut out = String::new();
+        for (path, new) in &self.writes {
+            let old = self.originals.get(path).cloned().flatten().unwrap_or_default();
+            let old = String::from_utf8_lossy(&old);
+            let shown = path
+                .strip_prefix(root)
+                .map(crate::workspace::display_relative)
+                .unwrap_or_else(|_| path.display().to_string());
+            out.push_str(&diff::unified(&shown, &old, new.as_deref().unwrap_or("")).0);
+        }
+        out
+    }
+
     /// The content of `path` as the plan has it so far (a file may appear twice).
     fn current(&mut self, path: &std::path::Path, shown: &str) -> Result<Option<String>, String> {
         if let Some(planned) = self.writes.get(path) {
@@ -291,166 +308,4 @@ impl Plan {
         }
         Err(format!("{failure}; the files already changed were restored"))
     }
-}
-
-fn count(patch: &Patch<'_, str>) -> (usize, usize) {
-    let mut adds = 0;
-    let mut dels = 0;
-    for hunk in patch.hunks() {
-        for line in hunk.lines() {
-            match line {
-                Line::Insert(_) => adds += 1,
-                Line::Delete(_) => dels += 1,
-                Line::Context(_) => {}
-            }
-        }
-    }
-    (adds, dels)
-}
-
-/// Applies one file's hunks, falling back to line-ending conversion when the
-/// file uses CRLF and the patch does not. Failing hunks are explained.
-fn apply(base: &str, patch: &Patch<'_, str>, shown: &str) -> Result<String, String> {
-    match apply_hunks(base, patch, false) {
-        Ok(result) => Ok(result),
-        Err(failed) => {
-            let patch_has_cr = patch
-                .hunks()
-                .iter()
-                .flat_map(|h| h.lines())
-                .any(|l| matches!(l, Line::Context(s) | Line::Delete(s) | Line::Insert(s) if s.ends_with("\r\n")));
-            if base.contains("\r\n")
-                && !patch_has_cr
-                && let Ok(result) = apply_hunks(base, patch, true)
-            {
-                return Ok(result);
-            }
-            Err(explain_failure(base, patch, shown, failed))
-        }
-    }
-}
-
-/// Applies the hunks in order; on failure returns the index of the hunk that
-/// did not fit.
-///
-/// Each hunk is looked for where its header says, moved by the offset the
-/// previous hunk was found at (as GNU patch and git do). A hunk with context
-/// may be found nearby; a hunk without context (`diff -U0`) must fit exactly
-/// there, since nothing else anchors it. An empty old range (`-3,0`) means
-/// "after line 3". With `ignore_cr`, lines match whatever their ending
-/// (`\n` or `\r\n`), untouched lines keep their bytes, and inserted lines take
-/// the ending of the line they replace or follow.
-fn apply_hunks(base: &str, patch: &Patch<'_, str>, ignore_cr: bool) -> Result<String, usize> {
-    let lines: Vec<&str> = base.split_inclusive('\n').collect();
-    let same = |want: &str, have: &str| {
-        if ignore_cr {
-            want.trim_end_matches(['\n', '\r']) == have.trim_end_matches(['\n', '\r'])
-                && want.ends_with('\n') == have.ends_with('\n')
-        } else {
-            want == have
-        }
-    };
-    let crlf_at = |i: usize| lines.get(i).or(lines.last()).is_some_and(|l| l.ends_with("\r\n"));
-    let mut out = String::with_capacity(base.len() + 256);
-    let mut next = 0usize;
-    let mut offset: isize = 0;
-    for (n, hunk) in patch.hunks().iter().enumerate() {
-        let pre = pre_image(hunk);
-        let has_context = hunk.lines().iter().any(|l| matches!(l, Line::Context(_)));
-        let old = hunk.old_range();
-        let header = if old.is_empty() {
-            old.start()
-        } else {
-            old.start().saturating_sub(1)
-        };
-        let expected = (header as isize + offset).clamp(next as isize, lines.len() as isize) as usize;
-        let fits = |at: usize| at + pre.len() <= lines.len() && pre.iter().zip(&lines[at..]).all(|(w, h)| same(w, h));
-        let at = if has_context {
-            (0..=lines.len())
-                .flat_map(|d| [expected.checked_add(d), expected.checked_sub(d)])
-                .flatten()
-                .filter(|&at| at >= next && at <= lines.len())
-                .find(|&at| fits(at))
-        } else {
-            Some(expected).filter(|&at| fits(at))
-        };
-        let Some(at) = at else { return Err(n) };
-        offset = at as isize - header as isize;
-        lines[next..at].iter().for_each(|l| out.push_str(l));
-        let mut cursor = at;
-        let mut crlf = crlf_at(at);
-        for line in hunk.lines() {
-            match line {
-                Line::Context(_) => {
-                    crlf = crlf_at(cursor);
-                    out.push_str(lines[cursor]);
-                    cursor += 1;
-                }
-                Line::Delete(_) => {
-                    crlf = crlf_at(cursor);
-                    cursor += 1;
-                }
-                Line::Insert(text) => match text.strip_suffix('\n') {
-                    Some(body) if ignore_cr && crlf && !body.ends_with('\r') => {
-                        out.push_str(body);
-                        out.push_str("\r\n");
-                    }
-                    _ => out.push_str(text),
-                },
-            }
-        }
-        next = cursor;
-    }
-    lines[next..].iter().for_each(|l| out.push_str(l));
-    Ok(out)
-}
-
-/// The lines a hunk expects to find: its context and deleted lines.
-fn pre_image<'a>(hunk: &diffy::Hunk<'a, str>) -> Vec<&'a str> {
-    hunk.lines()
-        .iter()
-        .filter_map(|l| match l {
-            Line::Context(s) | Line::Delete(s) => Some(*s),
-            Line::Insert(_) => None,
-        })
-        .collect()
-}
-
-/// A line with its ending made visible: `\r` shown, a missing newline noted.
-fn visible(line: &str) -> String {
-    let body = line.trim_end_matches(['\n', '\r']);
-    let ending = &line[body.len()..];
-    match ending {
-        "\n" => body.to_owned(),
-        "\r\n" => format!("{body}\\r"),
-        _ => format!("{body}   (no newline at end of file)"),
-    }
-}
-
-fn explain_failure(base: &str, patch: &Patch<'_, str>, shown: &str, failed: usize) -> String {
-    let n = failed + 1;
-    let total = patch.hunks().len();
-    let Some(hunk) = patch.hunks().get(failed) else {
-        return format!("{shown}: the patch does not apply");
-    };
-    let expected = pre_image(hunk);
-    let start = hunk.old_range().start().saturating_sub(1);
-    let found: Vec<&str> = base
-        .split_inclusive('\n')
-        .skip(start)
-        .take(expected.len().max(1))
-        .collect();
-    let show = |lines: &[&str]| -> String { lines.iter().take(12).map(|l| format!("  | {}\n", visible(l))).collect() };
-    format!(
-        "{shown}: hunk {n} of {total} (@@ -{} +{} @@) does not apply; no file was changed.\nThe hunk expects these lines near line {}:\n{}but the file has:\n{}Read the file again and make the patch against its current content.",
-        hunk.old_range(),
-        hunk.new_range(),
-        start + 1,
-        show(&expected),
-        if found.is_empty() {
-            "  (end of file)\n".to_owned()
-        } else {
-            show(&found)
-        },
-    )
 }

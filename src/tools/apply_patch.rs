@@ -12,7 +12,7 @@ pub struct ApplyPatch;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// A unified diff (git-style `diff --git` or plain `---`/`+++`), one or many files; may create, delete, modify and rename files.
+    /// The patch text: a unified diff (git-style `diff --git` or plain `---`/`+++` headers, `@@` hunks) or Codex's `*** Begin Patch` envelope; one or many files; may create, delete, modify, rename. Hunk line numbers and counts are hints: hunks are placed by their lines.
     pub patch: String,
     /// Check the patch and report what it would do, changing nothing. Default false.
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct Output {
 impl Tool for ApplyPatch {
     const NAME: &'static str = "apply_patch";
     const TITLE: &'static str = "Apply a patch";
-    const DESCRIPTION: &'static str = "Apply a unified diff to files in the workspace. Every file is checked and every hunk applied in memory before anything is written, then all files are replaced atomically: a patch that fails on one file changes none. A failing hunk is reported with the lines it expected and the lines found. `dry_run: true` reports per file the action and +/- counts and changes nothing. Paths inside .git are refused.";
+    const DESCRIPTION: &'static str = "Apply a patch to files in the workspace, all files or none: best for changes spanning many hunks or files, and for creating, deleting and renaming files (for a local change, edit_file is simpler). Accepts unified diffs (`diff --git`, or `--- a/f` / `+++ b/f`; with or without a/ b/ prefixes; inside markdown fences) and Codex's envelope (`*** Begin Patch`, `*** Add File: p` / `*** Delete File: p` / `*** Update File: p` [+ `*** Move to: q`], `@@ anchor` chunks, `*** End of File`, `*** End Patch`). Each hunk's context (' ') and removed ('-') lines must match the file (trailing whitespace and indentation differences are tolerated); header counts are recounted from the body, and line numbers are hints: the hunk is placed where its lines match nearest the hinted line. A hunk with a bare `@@` (no numbers) must match in exactly one place. The answer says where each hunk landed. A failing hunk is reported with its file, number, the lines it expected and the closest lines of the file with their numbers, for every failing hunk; nothing is written then. A patch that changes nothing is an error. `dry_run: true` checks and reports, changing nothing. Paths inside .git are refused.";
     const RISK: Risk = Risk::Medium;
     const ANNOTATIONS: Annotations = Annotations {
         read_only: false,
@@ -48,15 +48,27 @@ impl Tool for ApplyPatch {
         params.dry_run
     }
 
+    fn check(&self, ctx: &ToolContext, params: &Params) -> Result<(), ToolError> {
+        patch::plan(&ctx.workspace, &params.patch)
+            .map(|_| ())
+            .map_err(ToolError::new)
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
-        let mut text = match patch::plan(&ctx.workspace, &params.patch) {
-            Ok(plan) => plan.files.iter().map(summary_line).collect::<Vec<_>>().join("\n"),
+        match patch::plan(&ctx.workspace, &params.patch) {
+            Ok(plan) => {
+                let mut text = plan.files.iter().map(summary_line).collect::<Vec<_>>().join("\n");
+                let diff = plan.diff(ctx.workspace.root());
+                let (cut, truncated) = super::truncate_str(&diff, 8 * 1024);
+                text.push_str("\n--- the change ---\n");
+                text.push_str(cut);
+                if truncated {
+                    text.push_str("\n… (diff cut)");
+                }
+                text
+            }
             Err(e) => format!("(the patch does not apply: {e})"),
-        };
-        let head: Vec<&str> = params.patch.lines().take(20).collect();
-        text.push_str("\n--- first lines of the diff ---\n");
-        text.push_str(&head.join("\n"));
-        text
+        }
     }
 
     async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
@@ -99,6 +111,11 @@ impl Tool for ApplyPatch {
         for f in &output.files {
             text.push_str(&summary_line(f));
             text.push('\n');
+            for h in &f.hunks {
+                text.push_str("  ");
+                text.push_str(&h.describe());
+                text.push('\n');
+            }
         }
         text
     }

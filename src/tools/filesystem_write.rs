@@ -69,18 +69,32 @@ impl Tool for FilesystemWrite {
         }
     }
 
-    async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
-        if params.content.contains('\0') {
-            return Err(ToolError::new(
-                "content contains NUL bytes; filesystem_write writes text only",
-            ));
+    fn check(&self, ctx: &ToolContext, params: &Params) -> Result<(), ToolError> {
+        check_content(params)?;
+        let target = ctx.workspace.resolve(&params.path, Access::Write)?;
+        let shown = target.display();
+        let physical = target.physical();
+        if physical.is_dir() {
+            return Err(ToolError::new(format!("{shown} is a directory; give a file path")));
         }
-        if params.content.len() > MAX_WRITE_BYTES {
+        if physical.is_file() && read_prefix(physical, 8192).is_ok_and(|head| looks_binary(&head)) {
             return Err(ToolError::new(format!(
-                "content is {} bytes, over the {MAX_WRITE_BYTES}-byte limit; split the file or write it with apply_patch",
-                params.content.len()
+                "{shown} is a binary file; filesystem_write will not overwrite it"
             )));
         }
+        if let Some(parent) = physical.parent()
+            && !parent.is_dir()
+            && !params.create_dirs
+        {
+            return Err(ToolError::new(format!(
+                "the directory of {shown} does not exist; pass create_dirs: true to create it"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
+        check_content(&params)?;
         let target = ctx.workspace.resolve(&params.path, Access::Write)?;
         let shown = target.display();
         tokio::task::spawn_blocking(move || {
@@ -129,4 +143,20 @@ impl Tool for FilesystemWrite {
             format!("Wrote {} ({} bytes).", output.path, output.bytes_written)
         }
     }
+}
+
+/// Text only, within the size limit.
+fn check_content(params: &Params) -> Result<(), ToolError> {
+    if params.content.contains('\0') {
+        return Err(ToolError::new(
+            "content contains NUL bytes; filesystem_write writes text only",
+        ));
+    }
+    if params.content.len() > MAX_WRITE_BYTES {
+        return Err(ToolError::new(format!(
+            "content is {} bytes, over the {MAX_WRITE_BYTES}-byte limit; split the file or write it with apply_patch",
+            params.content.len()
+        )));
+    }
+    Ok(())
 }

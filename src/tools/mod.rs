@@ -8,6 +8,7 @@
 
 pub mod apply_patch;
 pub mod brain_status;
+pub mod edit_file;
 pub mod filesystem_list;
 pub mod filesystem_read;
 pub mod filesystem_search;
@@ -141,6 +142,14 @@ pub trait Tool: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether the work can succeed, checked before a human is asked to
+    /// approve it (a patch that does not apply, a command the allowlist
+    /// refuses): the same refusal the run would give, without changing
+    /// anything. The run checks again, since files may change meanwhile.
+    fn check(&self, _ctx: &ToolContext, _params: &Self::Params) -> Result<(), ToolError> {
+        Ok(())
+    }
+
     /// The call's risk, given the configured risk of this tool.
     fn risk(_params: &Self::Params, _policy: &crate::policy::Policy, configured: Risk) -> Risk {
         configured
@@ -188,6 +197,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Prepared: Send + Sync {
     fn dry_run(&self) -> bool;
     fn bind(&mut self, ctx: &ToolContext) -> Result<(), ToolError>;
+    /// Whether the work can succeed (see [`Tool::check`]).
+    fn check(&self, ctx: &ToolContext) -> Result<(), ToolError>;
     /// The risk of this call: low for a dry run, else what the tool says.
     fn risk(&self, policy: &crate::policy::Policy, configured: Risk) -> Risk;
     fn approval_digest(&self) -> Option<String>;
@@ -219,6 +230,10 @@ impl<T: Tool> Prepared for PreparedCall<T> {
 
     fn bind(&mut self, ctx: &ToolContext) -> Result<(), ToolError> {
         self.tool.bind(ctx, &mut self.params)
+    }
+
+    fn check(&self, ctx: &ToolContext) -> Result<(), ToolError> {
+        self.tool.check(ctx, &self.params)
     }
 
     fn risk(&self, policy: &crate::policy::Policy, configured: Risk) -> Risk {
@@ -360,6 +375,7 @@ impl Registry {
                 erase(filesystem_search::FilesystemSearch),
                 erase(git_status::GitStatus),
                 erase(git_diff::GitDiff),
+                erase(edit_file::EditFile),
                 erase(apply_patch::ApplyPatch),
                 erase(shell_exec::ShellExec),
                 erase(run_playbook::RunPlaybook),
@@ -443,7 +459,7 @@ mod tests {
                 assert!(spec.risk >= Risk::Medium, "{} mutates but is low risk", spec.name);
             }
         }
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 12);
     }
 
     #[test]

@@ -180,6 +180,13 @@ impl Tool for ShellExec {
     type Params = Params;
     type Output = Output;
 
+    fn check(&self, ctx: &ToolContext, params: &Params) -> Result<(), ToolError> {
+        check_timeout(ctx, params)?;
+        check_command(&params.command, &ctx.settings.shell_allowlist)
+            .map(|_| ())
+            .map_err(ToolError::new)
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         let argv = check_command(&params.command, &ctx.settings.shell_allowlist)
             .map(|a| format!("{a:?}"))
@@ -192,13 +199,7 @@ impl Tool for ShellExec {
     }
 
     async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
-        let max = ctx.settings.shell_max_timeout.as_secs();
-        let timeout = params.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS.min(max));
-        if timeout == 0 || timeout > max {
-            return Err(ToolError::new(format!(
-                "timeout_secs must be from 1 to {max} (SHELL_MAX_TIMEOUT_SECS); got {timeout}"
-            )));
-        }
+        let timeout = check_timeout(ctx, &params)?;
         let argv = check_command(&params.command, &ctx.settings.shell_allowlist).map_err(ToolError::new)?;
         run_argv(ctx, argv, Duration::from_secs(timeout)).await
     }
@@ -243,6 +244,18 @@ impl Tool for ShellExec {
         }
         text
     }
+}
+
+/// The call's timeout in seconds, within SHELL_MAX_TIMEOUT_SECS.
+fn check_timeout(ctx: &ToolContext, params: &Params) -> Result<u64, ToolError> {
+    let max = ctx.settings.shell_max_timeout.as_secs();
+    let timeout = params.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS.min(max));
+    if timeout == 0 || timeout > max {
+        return Err(ToolError::new(format!(
+            "timeout_secs must be from 1 to {max} (SHELL_MAX_TIMEOUT_SECS); got {timeout}"
+        )));
+    }
+    Ok(timeout)
 }
 
 impl Output {

@@ -4,6 +4,7 @@
 
 pub mod ollama;
 pub mod redis;
+pub mod scenario;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -518,12 +518,8 @@ async fn patch_refuses_every_way_out_and_changes_nothing() {
             link,
         ),
         ("create link_dangling".into(), create_patch("link_dangling"), link),
-        // A raw NUL does not even parse; git's quoted form decodes to one.
-        (
-            "create with a raw NUL".into(),
-            create_patch("in\0side.txt"),
-            "does not parse",
-        ),
+        // A raw NUL and git's quoted form of one are both refused as NUL bytes.
+        ("create with a raw NUL".into(), create_patch("in\0side.txt"), "NUL byte"),
         (
             "create with a quoted NUL".into(),
             "--- /dev/null\n+++ \"b/in\\000side.txt\"\n@@ -0,0 +1 @@\n+pwned\n".into(),

@@ -232,7 +232,7 @@ async fn stdio_answers_malformed_requests_with_errors_and_keeps_serving() {
         assert_eq!(by_id[&id]["error"]["code"], -32602, "id {id}: {}", by_id[&id]);
     }
     let tools = by_id[&99]["result"]["tools"].as_array().expect("tools/list answered");
-    assert_eq!(tools.len(), 11);
+    assert_eq!(tools.len(), 12);
     assert_eq!(by_id[&100]["result"]["content"][0]["text"], "still here\n");
     assert_eq!(by_id[&100]["result"]["isError"], false);
     // The too-deep requests were never run.
@@ -307,7 +307,7 @@ async fn stdio_a_100_mib_line_is_dropped_in_bounded_memory_and_the_session_goes_
             answered_7 = true;
         }
         if m["id"] == 8 {
-            assert_eq!(m["result"]["tools"].as_array().map(Vec::len), Some(11), "{m:.300}");
+            assert_eq!(m["result"]["tools"].as_array().map(Vec::len), Some(12), "{m:.300}");
             break;
         }
     }
@@ -356,7 +356,7 @@ async fn stdio_a_flood_of_pipelined_requests_is_fully_answered() {
     while seen.len() < N as usize {
         let m = server.recv(Duration::from_secs(60)).await;
         let id = m["id"].as_i64().unwrap_or_else(|| panic!("{m:.300}"));
-        assert_eq!(m["result"]["tools"].as_array().map(Vec::len), Some(11), "{m:.300}");
+        assert_eq!(m["result"]["tools"].as_array().map(Vec::len), Some(12), "{m:.300}");
         assert!(seen.insert(id), "id {id} answered twice");
         assert!(started.elapsed() < Duration::from_secs(120), "flood too slow");
     }
@@ -1247,6 +1247,7 @@ async fn no_mcp_tool_can_grant_approvals_or_change_policy_playbooks_or_audit() {
         "filesystem_search",
         "git_status",
         "git_diff",
+        "edit_file",
         "apply_patch",
         "shell_exec",
         "run_playbook",
@@ -1327,6 +1328,10 @@ async fn no_mcp_tool_can_grant_approvals_or_change_policy_playbooks_or_audit() {
             "run_playbook",
             json!({"steps": [{"tool": "filesystem_write", "args": {"path": "config/execution_layer_config.json", "content": auto}}]}),
         ),
+        (
+            "edit_file",
+            json!({"path": "config/execution_layer_config.json", "old_string": "require_approval", "new_string": "auto"}),
+        ),
         ("run_playbook", json!({"name": "../execution_layer_config"})),
         (
             "shell_exec",
@@ -1354,7 +1359,7 @@ async fn no_mcp_tool_can_grant_approvals_or_change_policy_playbooks_or_audit() {
             .unwrap();
         let r = try_call(&mcp, tool, with_id(args.clone(), &grant.id)).await;
         called.insert(tool.to_owned());
-        let changes = matches!(tool, "filesystem_write" | "apply_patch" | "run_playbook")
+        let changes = matches!(tool, "filesystem_write" | "edit_file" | "apply_patch" | "run_playbook")
             || args.to_string().contains("--output");
         if args.to_string().contains("hard.json") {
             // A hard link is a second name for the policy's inode: the write
@@ -2529,8 +2534,11 @@ mod property {
                     let mut hunks = false;
                     for line in last_diff.split_inclusive('\n') {
                         if line.starts_with("@@ ") && !hunks {
+                            // Header counts are recounted, so a miscount is no
+                            // fault; a removed line the file lacks is.
                             hunks = true;
-                            broken.push_str("@@ -1,999 +1,999 @@\n");
+                            broken.push_str(line);
+                            broken.push_str("-a line that is in no file\n");
                         } else {
                             broken.push_str(line);
                         }

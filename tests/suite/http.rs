@@ -163,11 +163,22 @@ async fn the_seed_approval_flow_over_rest() {
     assert_eq!(ran["is_error"], false);
     assert_eq!(ran["result"]["applied"], true);
     assert_eq!(env.read("a.txt"), "two\n");
-    let (status, _) = run(&server, body(Some(&id))).await;
+    // Reusing the id for a patch that would apply: refused, and nothing changes.
+    let again = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-two\n+three\n";
+    let (status, _) = run(
+        &server,
+        json!({"tool_name": "apply_patch", "args": {"patch": again}, "approval_id": id}),
+    )
+    .await;
     assert_eq!(status, 403, "an id works once");
+    assert_eq!(env.read("a.txt"), "two\n");
 
     let other: Value = server.post_json("/api/v1/execution/approve?tool_name=shell_exec").await;
-    let (status, _) = run(&server, body(other["approval_id"].as_str())).await;
+    let (status, _) = run(
+        &server,
+        json!({"tool_name": "apply_patch", "args": {"patch": again}, "approval_id": other["approval_id"]}),
+    )
+    .await;
     assert_eq!(status, 403, "an id for another tool");
 
     server
@@ -183,8 +194,13 @@ async fn the_seed_approval_flow_over_rest() {
         .post_json("/api/v1/execution/approve?tool_name=apply_patch")
         .await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let (status, _) = run(&server, body(short["approval_id"].as_str())).await;
+    let (status, _) = run(
+        &server,
+        json!({"tool_name": "apply_patch", "args": {"patch": again}, "approval_id": short["approval_id"]}),
+    )
+    .await;
     assert_eq!(status, 403, "an expired id");
+    assert_eq!(env.read("a.txt"), "two\n");
 
     // A dry run needs no approval, changes nothing and is audited.
     let dry = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-two\n+three\n";
@@ -290,7 +306,7 @@ async fn streamable_http_clients_list_call_and_hear_rest_toggles() {
         .await
         .unwrap();
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 11);
+    assert_eq!(tools.len(), 12);
     let r = call(&client, "filesystem_read", json!({"path": "a.txt"})).await;
     assert_eq!(text(&r), "over http\n");
 
@@ -434,7 +450,7 @@ async fn legacy_sse_clients_list_and_call_tools() {
     let list = client
         .request(json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}))
         .await;
-    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 11);
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 12);
     let r = client
         .request(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"filesystem_read","arguments":{"path":"a.txt"}}}))
         .await;

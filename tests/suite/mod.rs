@@ -2,6 +2,8 @@ mod agent;
 mod approvals;
 mod cancel;
 mod confinement;
+mod edit_scenarios;
+mod editing;
 mod fuzz;
 mod git;
 mod hardening;

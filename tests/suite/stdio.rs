@@ -35,7 +35,7 @@ async fn the_binary_serves_tools_and_announces_policy_edits() {
     assert_eq!(info.protocol_version, ProtocolVersion::V_2025_06_18);
     assert_eq!(info.server_info.as_ref().unwrap().name, "execlayer");
 
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 11);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 12);
     let r = call(&client, "filesystem_read", json!({"path": "a.txt"})).await;
     assert_eq!(text(&r), "hello\n");
     let r = call(&client, "git_status", json!({})).await;

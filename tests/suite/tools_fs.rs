@@ -19,6 +19,7 @@ async fn lists_every_tool_with_schemas_and_annotations() {
             "filesystem_search",
             "git_status",
             "git_diff",
+            "edit_file",
             "apply_patch",
             "shell_exec",
             "run_playbook",

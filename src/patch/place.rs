@@ -1,0 +1,507 @@
+//! Placing hunks in a file and applying them, or saying exactly why not.
+//!
+//! A hunk is placed where its context and removed lines (its pre-image) are
+//! found. With line numbers, the match nearest the hinted line wins (the hint
+//! moves by the offset the previous hunk landed at, as in GNU patch); without
+//! them it must match in one place only, after the previous hunk (or after its
+//! `@@ anchor` line). Lines are compared exactly first, then ignoring trailing
+//! whitespace, then ignoring indentation and typographic punctuation; line
+//! endings never matter for matching. Untouched and context lines keep their
+//! bytes; inserted lines take the line ending of the lines around them.
+//!
+//! Everything is linear in the file's size for a hunk of a given length.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::parse::{Hunk, HunkLine, LineKind, shorten};
+
+/// How a hunk's lines were matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Fuzz {
+    Exact,
+    /// Trailing whitespace differed.
+    TrailingWhitespace,
+    /// Indentation or typographic quotes and dashes differed.
+    Whitespace,
+}
+
+impl Fuzz {
+    const ALL: [Fuzz; 3] = [Fuzz::Exact, Fuzz::TrailingWhitespace, Fuzz::Whitespace];
+
+    fn same(self, want: &str, have: &str) -> bool {
+        match self {
+            Fuzz::Exact => want == have,
+            Fuzz::TrailingWhitespace => want.trim_end() == have.trim_end(),
+            Fuzz::Whitespace => loose_eq(want, have),
+        }
+    }
+}
+
+/// Equal once outer whitespace is dropped and typographic punctuation is
+/// read as ASCII.
+fn loose_eq(a: &str, b: &str) -> bool {
+    let norm = |c: char| match c {
+        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' => '\'',
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' => '"',
+        '\u{2010}'..='\u{2015}' | '\u{2212}' => '-',
+        '\u{00A0}' | '\u{2002}'..='\u{200A}' | '\u{202F}' | '\u{3000}' => ' ',
+        c => c,
+    };
+    a.trim().chars().map(norm).eq(b.trim().chars().map(norm))
+}
+
+/// Where one hunk landed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Placement {
+    /// Hunk number in its file, from 1.
+    pub hunk: usize,
+    /// The hunk's header as written.
+    pub header: String,
+    /// Line of the original file where the hunk starts (from 1).
+    pub line: usize,
+    /// The line the header named, when it named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hinted_line: Option<usize>,
+    /// `line - hinted_line`: how far the hunk moved from its header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<isize>,
+    /// How its lines were matched.
+    pub matched: Fuzz,
+    /// The header's line counts disagreed with the body and were recounted.
+    pub recounted: bool,
+}
+
+impl Placement {
+    /// `hunk 2 @ line 41 (+2 from the header; recounted)`.
+    pub fn describe(&self) -> String {
+        let mut notes = Vec::new();
+        match self.offset {
+            Some(0) => notes.push("where the header said".to_owned()),
+            Some(d) => notes.push(format!(
+                "{d:+} lines from the header's {}",
+                self.hinted_line.unwrap_or(0)
+            )),
+            None => notes.push("no line number: placed by its lines".to_owned()),
+        }
+        match self.matched {
+            Fuzz::Exact => {}
+            Fuzz::TrailingWhitespace => notes.push("trailing whitespace differed".into()),
+            Fuzz::Whitespace => notes.push("indentation or punctuation differed".into()),
+        }
+        if self.recounted {
+            notes.push("header counts recounted".into());
+        }
+        format!("hunk {} at line {} ({})", self.hunk, self.line, notes.join("; "))
+    }
+}
+
+/// The file's lines: with their endings, and the text alone.
+struct Lines<'a> {
+    full: Vec<&'a str>,
+    text: Vec<&'a str>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(base: &'a str) -> Self {
+        let full: Vec<&str> = base.split_inclusive('\n').collect();
+        let text = full
+            .iter()
+            .map(|l| {
+                let l = l.strip_suffix('\n').unwrap_or(l);
+                l.strip_suffix('\r').unwrap_or(l)
+            })
+            .collect();
+        Self { full, text }
+    }
+
+    fn len(&self) -> usize {
+        self.full.len()
+    }
+
+    fn eol(&self, i: usize) -> &'a str {
+        let l = self.full[i];
+        if l.ends_with("\r\n") {
+            "\r\n"
+        } else if l.ends_with('\n') {
+            "\n"
+        } else {
+            ""
+        }
+    }
+
+    /// Positions from `from` where `pre` matches under `fuzz`.
+    fn matches(&self, pre: &[&str], fuzz: Fuzz, from: usize) -> Vec<usize> {
+        let n = self.len();
+        if pre.len() > n || from > n - pre.len() {
+            return Vec::new();
+        }
+        (from..=n - pre.len())
+            .filter(|&at| pre.iter().zip(&self.text[at..]).all(|(w, h)| fuzz.same(w, h)))
+            .collect()
+    }
+
+    fn find_line(&self, from: usize, wanted: &str) -> Option<usize> {
+        let wanted = wanted.trim();
+        (from..self.len())
+            .find(|&i| self.text[i].trim() == wanted)
+            .or_else(|| (from..self.len()).find(|&i| self.text[i].contains(wanted)))
+    }
+}
+
+fn pre_image(hunk: &Hunk) -> Vec<&str> {
+    hunk.lines
+        .iter()
+        .filter(|l| l.kind != LineKind::Insert)
+        .map(|l| l.text.as_str())
+        .collect()
+}
+
+/// Places and applies `hunks` to `base`. On failure, one message per hunk
+/// that could not be placed (all of them, not only the first).
+pub fn apply(base: &str, hunks: &[Hunk], shown: &str) -> Result<(String, Vec<Placement>), Vec<String>> {
+    let lines = Lines::new(base);
+    let total = hunks.len();
+    let mut cursor = 0usize;
+    let mut offset: isize = 0;
+    let mut placed: Vec<(usize, Placement)> = Vec::new();
+    let mut failures = Vec::new();
+    for (n, hunk) in hunks.iter().enumerate() {
+        match place_one(&lines, hunk, cursor, offset) {
+            Ok((at, fuzz, hinted)) => {
+                let pre_len = pre_image(hunk).len();
+                cursor = at + pre_len;
+                if let Some(h) = hinted {
+                    offset = at as isize - h as isize;
+                }
+                placed.push((
+                    at,
+                    Placement {
+                        hunk: n + 1,
+                        header: hunk.header.clone(),
+                        line: at + 1,
+                        hinted_line: hinted.map(|h| h + 1),
+                        offset: hinted.map(|h| at as isize - h as isize),
+                        matched: fuzz,
+                        recounted: hunk.recounted(),
+                    },
+                ));
+            }
+            Err(why) => failures.push(format!(
+                "{shown}: hunk {} of {total} (`{}`) {why}",
+                n + 1,
+                shorten(&hunk.header)
+            )),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures);
+    }
+    let out = splice(&lines, hunks, &placed);
+    Ok((out, placed.into_iter().map(|(_, p)| p).collect()))
+}
+
+/// (index, how matched, hinted index) of one hunk, or why it cannot be placed.
+fn place_one(
+    lines: &Lines<'_>,
+    hunk: &Hunk,
+    cursor: usize,
+    offset: isize,
+) -> Result<(usize, Fuzz, Option<usize>), String> {
+    let pre = pre_image(hunk);
+    let (adds, dels) = hunk.changes();
+    if adds == 0 && dels == 0 {
+        return Err(
+            "has no line starting with '+' or '-', so it changes nothing; mark the lines to remove with '-' and the lines to add with '+'"
+                .into(),
+        );
+    }
+    let n = lines.len();
+    // The index the header points at, moved by the previous hunk's offset.
+    let hinted = hunk.old_start.map(|start| {
+        let empty_old = hunk.counts.is_some_and(|(o, _)| o == 0) && pre.is_empty();
+        let index = if empty_old { start } else { start.saturating_sub(1) };
+        (index as isize + offset).clamp(0, n as isize) as usize
+    });
+    let mut from = cursor;
+    let mut anchor_missing = None;
+    for anchor in &hunk.anchors {
+        match lines.find_line(from, anchor) {
+            Some(i) => from = i + 1,
+            None => anchor_missing = Some(anchor.clone()),
+        }
+    }
+    if anchor_missing.is_some() {
+        from = cursor;
+    }
+    let anchored = !hunk.anchors.is_empty() && anchor_missing.is_none();
+
+    if pre.is_empty() {
+        let at = if hunk.at_eof {
+            n
+        } else if let Some(h) = hinted {
+            h.max(cursor)
+        } else if anchored {
+            from
+        } else if n == 0 {
+            0
+        } else {
+            return Err(match anchor_missing {
+                Some(a) => format!(
+                    "only adds lines, and its anchor `{}` is not in the file; give context lines (unchanged lines starting with a space) around the new lines",
+                    shorten(&a)
+                ),
+                None => "only adds lines and has neither context lines nor a line number, so there is no telling where they go; add a few unchanged lines around them (each starting with a space), or a header `@@ -L,0 +L,N @@` that says after which line".into(),
+            });
+        };
+        return Ok((at, Fuzz::Exact, hinted));
+    }
+
+    let has_context = hunk.lines.iter().any(|l| l.kind == LineKind::Context);
+    for fuzz in Fuzz::ALL {
+        let mut found = lines.matches(&pre, fuzz, from);
+        if hunk.at_eof {
+            found.retain(|&at| at + pre.len() == n);
+        }
+        if found.is_empty() {
+            continue;
+        }
+        let at = match hinted {
+            Some(h) if has_context => nearest(&found, h)?,
+            Some(h) if found.contains(&h) => h,
+            // Lines removed without context: the hint is not enough to move them.
+            _ if anchored => found[0],
+            _ if found.len() == 1 => found[0],
+            _ => {
+                let shown: Vec<String> = found.iter().take(8).map(|at| (at + 1).to_string()).collect();
+                let more = if found.len() > 8 { ", …" } else { "" };
+                return Err(format!(
+                    "matches the file in {} places (lines {}{more}){}; it must match in one: add more unchanged lines around the change, or give line numbers in the header (`@@ -{},{} +{},{} @@`), or use edit_file with a longer old_string",
+                    found.len(),
+                    shown.join(", "),
+                    if hinted.is_some() {
+                        " but none where the header says"
+                    } else {
+                        " and has no line number"
+                    },
+                    found[0] + 1,
+                    hunk.body_counts().0,
+                    found[0] + 1,
+                    hunk.body_counts().1,
+                ));
+            }
+        };
+        return Ok((at, fuzz, hinted));
+    }
+    Err(explain_missing(
+        lines,
+        hunk,
+        &pre,
+        hinted.unwrap_or(from),
+        anchor_missing,
+    ))
+}
+
+/// The match nearest `hint`; two at the same distance are ambiguous.
+fn nearest(found: &[usize], hint: usize) -> Result<usize, String> {
+    let distance = |at: usize| at.abs_diff(hint);
+    let best = found.iter().copied().min_by_key(|&at| distance(at)).unwrap_or(hint);
+    let ties: Vec<usize> = found
+        .iter()
+        .copied()
+        .filter(|&at| distance(at) == distance(best))
+        .collect();
+    if ties.len() > 1 {
+        return Err(format!(
+            "matches equally far from its header's line {} at lines {} and {}; fix the header's line number or add unchanged lines that tell them apart",
+            hint + 1,
+            ties[0] + 1,
+            ties[1] + 1
+        ));
+    }
+    Ok(best)
+}
+
+/// Why a hunk's lines are not in the file: what it expected, and the closest
+/// lines found, with their numbers.
+fn explain_missing(
+    lines: &Lines<'_>,
+    hunk: &Hunk,
+    pre: &[&str],
+    near: usize,
+    anchor_missing: Option<String>,
+) -> String {
+    const SHOW: usize = 12;
+    let mut text = String::from("does not apply: its lines are not in the file.\n");
+    if let Some(a) = anchor_missing {
+        text.push_str(&format!("Its anchor `{}` is not in the file either.\n", shorten(&a)));
+    }
+    text.push_str(&format!(
+        "The hunk expects these lines near line {} (context and '-' lines):\n",
+        near + 1
+    ));
+    let marked: Vec<&HunkLine> = hunk.lines.iter().filter(|l| l.kind != LineKind::Insert).collect();
+    for l in marked.iter().take(SHOW) {
+        let mark = if l.kind == LineKind::Delete { '-' } else { ' ' };
+        text.push_str(&format!("  {mark}| {}\n", l.text));
+    }
+    if marked.len() > SHOW {
+        text.push_str(&format!("  … {} more\n", marked.len() - SHOW));
+    }
+    let n = lines.len();
+    if n == 0 {
+        text.push_str("but the file is empty.\n");
+        return text;
+    }
+    // The window with the most lines equal (ignoring whitespace), nearest `near`.
+    let width = pre.len().min(n);
+    let score = |at: usize| (0..width).filter(|&i| loose_eq(pre[i], lines.text[at + i])).count();
+    let best = (0..=n - width)
+        .map(|at| (score(at), std::cmp::Reverse(at.abs_diff(near)), at))
+        .max()
+        .map(|(s, _, at)| (s, at));
+    match best {
+        Some((0, _)) | None => {
+            let at = near.min(n.saturating_sub(1));
+            text.push_str(&format!(
+                "No line of it is in the file. Lines {}-{} of the file are:\n",
+                at + 1,
+                (at + width.max(1)).min(n)
+            ));
+            for i in at..(at + width.max(1)).min(n).min(at + SHOW) {
+                text.push_str(&format!("{:>6}  | {}\n", i + 1, lines.text[i]));
+            }
+        }
+        Some((matched, at)) => {
+            text.push_str(&format!(
+                "but the file has, at lines {}-{} ({matched} of {width} lines alike; '!' marks the ones that differ):\n",
+                at + 1,
+                at + width
+            ));
+            for (i, (want, have)) in pre.iter().zip(&lines.text[at..]).take(width.min(SHOW)).enumerate() {
+                let mark = if want == have { ' ' } else { '!' };
+                text.push_str(&format!("{:>6} {mark}| {have}\n", at + i + 1));
+            }
+        }
+    }
+    text
+}
+
+/// Builds the new text from placed hunks.
+fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[(usize, Placement)]) -> String {
+    let default_eol = if lines.full.first().is_some_and(|l| l.ends_with("\r\n")) {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let mut out = String::with_capacity(lines.full.iter().map(|l| l.len()).sum::<usize>() + 256);
+    // Never glue two lines: a line without an ending gets one when more follows.
+    let push = |out: &mut String, piece: &str, eol_hint: &str| {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push_str(if eol_hint.is_empty() { default_eol } else { eol_hint });
+        }
+        out.push_str(piece);
+    };
+    let mut next = 0usize;
+    let mut last_eol = default_eol;
+    for ((at, _), hunk) in placed.iter().zip(hunks) {
+        for i in next..*at {
+            push(&mut out, lines.full[i], lines.eol(i));
+            last_eol = nonempty(lines.eol(i), last_eol);
+        }
+        let mut cursor = *at;
+        // The ending of the lines around the hunk, for the lines it inserts.
+        let mut eol = if cursor < lines.len() {
+            nonempty(lines.eol(cursor), last_eol)
+        } else {
+            last_eol
+        };
+        for line in &hunk.lines {
+            match line.kind {
+                LineKind::Context => {
+                    eol = nonempty(lines.eol(cursor), eol);
+                    push(&mut out, lines.full[cursor], eol);
+                    cursor += 1;
+                }
+                LineKind::Delete => {
+                    eol = nonempty(lines.eol(cursor), eol);
+                    cursor += 1;
+                }
+                LineKind::Insert => {
+                    let ending = if lines.len() == 0 && line.crlf { "\r\n" } else { eol };
+                    push(&mut out, &line.text, ending);
+                    if !line.no_newline {
+                        out.push_str(ending);
+                    }
+                }
+            }
+        }
+        last_eol = eol;
+        next = cursor;
+    }
+    for i in next..lines.len() {
+        push(&mut out, lines.full[i], lines.eol(i));
+    }
+    out
+}
+
+fn nonempty<'a>(eol: &'a str, fallback: &'a str) -> &'a str {
+    if eol.is_empty() { fallback } else { eol }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse;
+    use super::*;
+
+    fn run(base: &str, patch: &str) -> Result<(String, Vec<Placement>), Vec<String>> {
+        let files = parse(patch).unwrap();
+        apply(base, &files[0].hunks, "f")
+    }
+
+    #[test]
+    fn shifted_hunk_lands_nearest_its_hint_and_says_how_far() {
+        let base: String = (1..=20).map(|i| format!("l{i}\n")).collect();
+        let (out, placed) = run(&base, "--- a/f\n+++ b/f\n@@ -8,3 +8,3 @@\n l10\n-l11\n+eleven\n l12\n").unwrap();
+        assert!(out.contains("l10\neleven\nl12\n"));
+        assert_eq!(placed[0].line, 10);
+        assert_eq!(placed[0].offset, Some(2));
+    }
+
+    #[test]
+    fn bare_header_must_match_once() {
+        let base = "a\nx\nb\nx\n";
+        let err = run(base, "--- a/f\n+++ b/f\n@@\n-x\n+y\n").unwrap_err();
+        assert!(err[0].contains("2 places (lines 2, 4)"), "{err:?}");
+        let (out, _) = run(base, "--- a/f\n+++ b/f\n@@\n b\n-x\n+y\n").unwrap();
+        assert_eq!(out, "a\nx\nb\ny\n");
+    }
+
+    #[test]
+    fn crlf_file_keeps_crlf_and_missing_final_newline_is_not_glued() {
+        let (out, _) = run("a\r\nb\r\n", "--- a/f\n+++ b/f\n@@ -1,2 +1,3 @@\n a\n b\n+c\n").unwrap();
+        assert_eq!(out, "a\r\nb\r\nc\r\n");
+        let (out, _) = run("a\nb", "--- a/f\n+++ b/f\n@@ -1,2 +1,3 @@\n a\n b\n+c\n").unwrap();
+        assert_eq!(out, "a\nb\nc\n");
+    }
+
+    #[test]
+    fn every_failing_hunk_is_reported_with_the_closest_lines() {
+        let base = "one\ntwo\nthree\nfour\nfive\n";
+        let err = run(
+            base,
+            "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n one\n-TWO\n+2\n@@ -4,2 +4,2 @@\n four\n-FIVE\n+5\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.len(), 2);
+        assert!(err[1].contains("hunk 2 of 2"));
+        assert!(err[1].contains("     5 !| five"), "{}", err[1]);
+    }
+
+    #[test]
+    fn context_only_hunk_is_an_error() {
+        let err = run("a\n", "--- a/f\n+++ b/f\n@@\n a\n").unwrap_err();
+        assert!(err[0].contains("changes nothing"));
+    }
+}
