@@ -263,13 +263,19 @@ impl Redis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .ok()?;
-        for _ in 0..200 {
+        let mut redis = Self(child, port);
+        // Up to 20 s: a loaded machine starts it slowly.
+        for _ in 0..2000 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self(child, port));
+                return Some(redis);
+            }
+            if let Ok(Some(status)) = redis.0.try_wait() {
+                eprintln!("redis-server exited at start: {status}");
+                return None;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        None
+        None // dropping `redis` kills it
     }
 }
 
@@ -291,7 +297,9 @@ fn state(c: &mut Criterion) {
         .expect("runtime");
     let redis = Redis::start();
     if redis.is_none() {
-        eprintln!("redis-server is not installed: only the memory store is measured");
+        eprintln!(
+            "redis-server could not be started (apt-get install redis-server): only the memory store is measured"
+        );
     }
     let key = "0123456789abcdef0123456789abcdef";
     let url = redis.as_ref().map(|r| format!("redis://127.0.0.1:{}/0", r.1));

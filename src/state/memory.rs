@@ -21,9 +21,22 @@ use crate::tools::BoxFuture;
 /// Rewrite the nonce file once it has this many more lines than live nonces.
 const COMPACT_AFTER: usize = 4096;
 
+/// Expired entries are dropped once a map has grown past this many (then past
+/// twice what was left), so a check stays O(1) on average.
+const PRUNE_FROM: usize = 1024;
+
+/// Drops expired entries when `map` has grown past `*next`.
+fn prune<K>(map: &mut HashMap<K, SystemTime>, next: &mut usize, now: SystemTime) {
+    if map.len() >= (*next).max(PRUNE_FROM) {
+        map.retain(|_, expiry| *expiry > now);
+        *next = (map.len() * 2).max(PRUNE_FROM);
+    }
+}
+
 #[derive(Default)]
 struct Nonces {
     live: HashMap<String, SystemTime>,
+    next_prune: usize,
     /// Where used nonces persist, and the open file with its line count.
     file: Option<(PathBuf, File, usize)>,
 }
@@ -33,8 +46,11 @@ struct Nonces {
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Approval>>,
     nonces: Mutex<Nonces>,
-    sessions: Mutex<HashMap<(String, String), SystemTime>>,
+    sessions: Mutex<(Sessions, usize)>,
 }
+
+/// Remembered answers by (session, key), with their expiry.
+type Sessions = HashMap<(String, String), SystemTime>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave an entry half-written.
@@ -82,6 +98,7 @@ impl MemoryStore {
         Ok(Self {
             nonces: Mutex::new(Nonces {
                 live,
+                next_prune: 0,
                 file: Some((path.to_owned(), file, lines)),
             }),
             ..Self::default()
@@ -106,7 +123,8 @@ impl MemoryStore {
 /// Writes the live nonces to `path` atomically and opens it for appending.
 fn rewrite(path: &Path, live: &HashMap<String, SystemTime>) -> std::io::Result<File> {
     let mut text = String::new();
-    for (nonce, expiry) in live {
+    let now = SystemTime::now();
+    for (nonce, expiry) in live.iter().filter(|(_, expiry)| **expiry > now) {
         text.push_str(&format!("{} {nonce}\n", unix_secs(*expiry)));
     }
     crate::fsutil::write_atomic(path, text.as_bytes(), true)?;
@@ -230,8 +248,8 @@ impl StateStore for MemoryStore {
         let mut guard = lock(&self.nonces);
         let nonces = &mut *guard;
         let now = SystemTime::now();
-        nonces.live.retain(|_, expiry| *expiry > now);
-        if nonces.live.contains_key(nonce) || nonce.contains(['\n', ' ']) {
+        prune(&mut nonces.live, &mut nonces.next_prune, now);
+        if nonces.live.get(nonce).is_some_and(|expiry| *expiry > now) || nonce.contains(['\n', ' ']) {
             return ready(Ok(false));
         }
         let expiry = now + ttl;
@@ -267,9 +285,10 @@ impl StateStore for MemoryStore {
         key: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), ApprovalError>> {
-        let mut sessions = lock(&self.sessions);
+        let mut guard = lock(&self.sessions);
+        let (sessions, next_prune) = &mut *guard;
         let now = SystemTime::now();
-        sessions.retain(|_, expiry| *expiry > now);
+        prune(sessions, next_prune, now);
         sessions.insert((session_id.to_owned(), key.to_owned()), now + ttl);
         ready(Ok(()))
     }
@@ -278,6 +297,7 @@ impl StateStore for MemoryStore {
         let sessions = lock(&self.sessions);
         let now = SystemTime::now();
         let found = sessions
+            .0
             .get(&(session_id.to_owned(), key.to_owned()))
             .is_some_and(|expiry| *expiry > now);
         ready(Ok(found))
