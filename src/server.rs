@@ -23,10 +23,17 @@ impl Core {
     pub fn start(engine: Arc<Engine>, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let hub = Hub::start(&engine)?;
         spawn_policy_watcher(engine.clone(), shutdown);
-        let sweep = engine.clone();
+        // Temp files a crash left behind are looked for only in the directories
+        // the journal lists (see `StagingJournal`), never by walking the workspace.
+        let state_dir = engine
+            .settings
+            .audit_log
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let journal = crate::fsutil::StagingJournal::register(engine.workspace.root(), &state_dir);
         tokio::task::spawn_blocking(move || {
-            let removed =
-                crate::fsutil::remove_stale_temp_files(sweep.workspace.root(), std::time::Duration::from_secs(60));
+            let removed = journal.sweep(std::time::Duration::from_secs(60));
             if removed > 0 {
                 tracing::info!(removed, "removed temp files left by an interrupted write");
             }

@@ -77,9 +77,48 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
     let changes = parse::parse(text)?;
     let mut plan = Plan::new();
     let mut failures: Vec<String> = Vec::new();
-    let mut changed_any = false;
     for change in changes {
-        let resolve = |p: &str| workspace.resolve(p, Access::Write).map_err(|e| e.to_string());
+        match plan.add(workspace, change) {
+            Ok(summary) => plan.files.push(summary),
+            Err(why) => failures.extend(why),
+        }
+    }
+    if !failures.is_empty() {
+        let n = failures.len();
+        return Err(format!(
+            "{}\n{} no file was changed. Read the file(s) again (filesystem_read with line_numbers: true) and make the failing hunk(s) match the current content; hunks that did apply need no change.",
+            failures.join("\n"),
+            if n == 1 {
+                "1 problem;".to_owned()
+            } else {
+                format!("{n} problems;")
+            }
+        ));
+    }
+    if plan.files.is_empty() {
+        return Err("the patch changes nothing; no file was changed".into());
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    /// Plans one file's change; every problem with it, as messages.
+    fn add(&mut self, workspace: &Workspace, mut change: parse::FilePatch) -> Result<FileSummary, Vec<String>> {
+        let resolve = |p: &str| workspace.resolve(p, Access::Write).map_err(|e| vec![e.to_string()]);
+        // `diff -u f.orig f`: one file, named twice; change the one that exists.
+        if change.plain
+            && let (Some(o), Some(n)) = (&change.old, &change.new)
+            && o != n
+        {
+            let exists = |p: &str| {
+                workspace
+                    .resolve(p, Access::Write)
+                    .is_ok_and(|w| w.physical().is_file())
+            };
+            let target = if exists(n) { n.clone() } else { o.clone() };
+            change.old = Some(target.clone());
+            change.new = Some(target);
+        }
         let old = change.old.as_deref().map(resolve).transpose()?;
         let new = change.new.as_deref().map(resolve).transpose()?;
         let shown = new.as_ref().or(old.as_ref()).map(|p| p.display()).unwrap_or_default();
@@ -91,19 +130,25 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
         };
         let base = match &old {
             Some(o) => Some(
-                plan.current(o.physical(), &o.display())?
-                    .ok_or_else(|| format!("{} does not exist; the patch expects to change it", o.display()))?,
+                self.current(o.physical(), &o.display())
+                    .map_err(|e| vec![e])?
+                    .ok_or_else(|| {
+                        vec![format!(
+                            "{} does not exist; the patch expects to change it",
+                            o.display()
+                        )]
+                    })?,
             ),
             None => None,
         };
         if let Some(n) = &new
             && action != Action::Modify
-            && plan.current(n.physical(), &n.display())?.is_some()
+            && self.current(n.physical(), &n.display()).map_err(|e| vec![e])?.is_some()
         {
-            return Err(format!(
+            return Err(vec![format!(
                 "{} already exists; the patch expects to create it (use `*** Update File:` or a `--- a/` header to change it)",
                 n.display()
-            ));
+            )]);
         }
         let base_text = base.as_deref().unwrap_or("");
         let (result, placements) = if let Some(content) = &change.added {
@@ -111,34 +156,24 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
         } else if change.delete_any {
             (String::new(), Vec::new())
         } else if change.hunks.is_empty() && action == Action::Modify {
-            failures.push(format!(
+            return Err(vec![format!(
                 "{shown}: the patch names the file but has no hunks (`@@` sections) for it; nothing to apply"
-            ));
-            continue;
+            )]);
         } else if change.hunks.is_empty() {
             (base_text.to_owned(), Vec::new())
         } else {
-            match place::apply(base_text, &change.hunks, &shown) {
-                Ok(done) => done,
-                Err(why) => {
-                    failures.extend(why);
-                    continue;
-                }
-            }
+            place::apply(base_text, &change.hunks, &shown)?
         };
         if action == Action::Delete && !change.delete_any && !result.is_empty() {
-            failures.push(format!(
+            return Err(vec![format!(
                 "{shown}: the patch deletes the file but does not remove all of its content; the file differs from what the patch expects"
-            ));
-            continue;
+            )]);
         }
         if action == Action::Modify && result == base_text {
-            failures.push(format!(
+            return Err(vec![format!(
                 "{shown}: the patch leaves the file exactly as it is (its hunks add back what they remove); nothing to apply"
-            ));
-            continue;
+            )]);
         }
-        changed_any = true;
         let (additions, deletions) = match (&change.added, action) {
             (Some(content), _) => (content.lines().count(), 0),
             (None, Action::Delete) if change.delete_any => (0, base_text.lines().count()),
@@ -151,12 +186,12 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
         if let Some(o) = &old
             && action != Action::Modify
         {
-            plan.writes.insert(o.physical().to_path_buf(), None);
+            self.writes.insert(o.physical().to_path_buf(), None);
         }
         if let Some(n) = &new {
-            plan.writes.insert(n.physical().to_path_buf(), Some(result));
+            self.writes.insert(n.physical().to_path_buf(), Some(result));
         }
-        plan.files.push(FileSummary {
+        Ok(FileSummary {
             path: shown,
             action,
             old_path: (action == Action::Rename)
@@ -165,24 +200,8 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
             additions,
             deletions,
             hunks: placements,
-        });
+        })
     }
-    if !failures.is_empty() {
-        let n = failures.len();
-        return Err(format!(
-            "{}\n{} no file was changed. Read the file(s) again (filesystem_read with line_numbers: true) and make the failing hunk(s) match the current content; hunks that did apply need no change.",
-            failures.join("\n"),
-            if n == 1 {
-                "1 hunk failed;".to_owned()
-            } else {
-                format!("{n} hunks or files failed;")
-            }
-        ));
-    }
-    if !changed_any {
-        return Err("the patch changes nothing; no file was changed".into());
-    }
-    Ok(plan)
 }
 
 impl Plan {
@@ -229,7 +248,7 @@ impl Plan {
             return Ok(planned.clone());
         }
         if path.is_dir() {
-            return Err(format!("{shown} is a directory; a patch changes files"));
+            return Err(format!("{shown} is a directory; give a file"));
         }
         let original = match std::fs::read(path) {
             Ok(bytes) => Some(bytes),
@@ -238,12 +257,13 @@ impl Plan {
         };
         let text = match &original {
             Some(bytes) if looks_binary(bytes) => {
-                return Err(format!("{shown} is a binary file; apply_patch changes text files only"));
+                return Err(format!(
+                    "{shown} is a binary file; apply_patch and edit_file change text files only"
+                ));
             }
-            Some(bytes) => Some(
-                String::from_utf8(bytes.clone())
-                    .map_err(|_| format!("{shown} is not UTF-8 text; apply_patch changes UTF-8 text files only"))?,
-            ),
+            Some(bytes) => Some(String::from_utf8(bytes.clone()).map_err(|_| {
+                format!("{shown} is not UTF-8 text; apply_patch and edit_file change UTF-8 text files only")
+            })?),
             None => None,
         };
         self.originals.insert(path.to_path_buf(), original);

@@ -81,6 +81,9 @@ pub struct FilePatch {
     pub delete_any: bool,
     /// Codex `*** Add File`: the content, whole.
     pub added: Option<String>,
+    /// A plain `---`/`+++` pair (no git header): two different names mean
+    /// one file (`diff -u f.orig f`), never a rename.
+    pub plain: bool,
 }
 
 /// A patch that cannot be read, with where and what to do.
@@ -122,6 +125,8 @@ impl<'a> Parser<'a> {
     fn all(&mut self) -> Result<Vec<FilePatch>, ParseError> {
         let mut files: Vec<FilePatch> = Vec::new();
         let mut current: Option<FilePatch> = None;
+        // Just after a hunk (only blank lines since): marked lines here are suspect.
+        let mut after_hunk = false;
         while let Some(line) = self.peek(0) {
             let line_no = self.i + 1;
             if line.starts_with("*** Begin Patch") {
@@ -159,11 +164,22 @@ impl<'a> Parser<'a> {
                     ));
                 };
                 self.i += 1;
-                let hunk = self.hunk(line, line_no)?;
+                let name = file.new.clone().or(file.old.clone()).unwrap_or_default();
+                let hunk = self.hunk(line, line_no).map_err(|e| format!("{name}: {e}"))?;
                 file.hunks.push(hunk);
+                after_hunk = true;
+                continue;
+            } else if after_hunk && (line.starts_with(' ') || line.starts_with('+')) {
+                return Err(format!(
+                    "line {line_no}: `{}` looks like a hunk line but comes after the hunk ended (at a blank line, past the lines its header counts); fix the hunk header's counts, or mark blank context lines with a single space",
+                    shorten(line)
+                ));
             } else {
                 // Prose, fences, mail headers, `index` lines: not part of the patch.
                 self.i += 1;
+            }
+            if !line.trim().is_empty() {
+                after_hunk = false;
             }
         }
         files.extend(current);
@@ -221,6 +237,7 @@ impl<'a> Parser<'a> {
             hunks: Vec::new(),
             delete_any: false,
             added: None,
+            plain: false,
         })
     }
 
@@ -248,20 +265,42 @@ impl<'a> Parser<'a> {
                 self.i += 1;
                 continue;
             }
+            if line.starts_with("@@") || line.starts_with("diff --git ") || line.starts_with("*** ") {
+                break;
+            }
+            let next = self.peek(1);
+            // A `---`/`+++` pair before an `@@` is the next file, whatever the counts say.
+            let file_header = line.starts_with("--- ") && next.is_some_and(|l| l.starts_with("+++ "));
+            if file_header && (!within_counts || self.peek(2).is_some_and(|l| l.starts_with("@@"))) {
+                break;
+            }
             let kind = match line.as_bytes().first() {
                 Some(b' ') => LineKind::Context,
                 Some(b'-') => LineKind::Delete,
                 Some(b'+') => LineKind::Insert,
                 None => LineKind::Context,
+                Some(_) if within_counts && self.marked_lines_follow() => {
+                    return Err(format!(
+                        "line {}: `{}` is inside hunk `{}` (its header counts {} old and {} new lines; {old_n} and {new_n} read so far) but has no ' ', '-' or '+' mark; start unchanged lines with a space, removed lines with '-', added lines with '+'",
+                        self.i + 1,
+                        shorten(line),
+                        shorten(header.trim_end()),
+                        counts.map_or(0, |c| c.0),
+                        counts.map_or(0, |c| c.1),
+                    ));
+                }
                 Some(_) => break,
             };
+            if counted_out && line.is_empty() {
+                // Past the header's counts, a blank line ends the hunk (text may follow).
+                break;
+            }
             if !within_counts {
-                let next = self.peek(1);
-                let file_header = line.starts_with("--- ") && next.is_some_and(|l| l.starts_with("+++ "));
+                // `git format-patch` mail ends with `-- ` and the git version.
                 let signature = matches!(line, "-- " | "--")
-                    && next.is_none_or(|l| !l.starts_with([' ', '-', '+']) && !l.is_empty());
-                let codex = line.starts_with("*** ");
-                if file_header || (signature && (counted_out || counts.is_none())) || codex {
+                    && counted_out
+                    && next.is_none_or(|l| l.is_empty() || l.chars().all(|c| c.is_ascii_digit() || c == '.'));
+                if signature || line.starts_with("*** ") {
                     break;
                 }
             }
@@ -285,6 +324,17 @@ impl<'a> Parser<'a> {
         Ok(hunk)
     }
 
+    /// Whether hunk lines (' ', '-', '+') come after the current line, before
+    /// the next hunk, file or the end: then an unmarked line inside a hunk is
+    /// a broken line, not the end of the patch.
+    fn marked_lines_follow(&self) -> bool {
+        self.lines[self.i + 1..]
+            .iter()
+            .map(|l| body(l))
+            .take_while(|l| !l.starts_with("@@") && !l.starts_with("diff --git ") && !l.starts_with("*** "))
+            .any(|l| l.starts_with([' ', '-', '+']) && !l.starts_with("--- ") && !l.starts_with("+++ "))
+    }
+
     /// Codex's envelope; the cursor is after `*** Begin Patch`.
     fn codex(&mut self) -> Result<Vec<FilePatch>, ParseError> {
         let mut files = Vec::new();
@@ -301,15 +351,10 @@ impl<'a> Parser<'a> {
                 return Ok(files);
             } else if let Some(path) = line.strip_prefix("*** Add File: ") {
                 let mut content = String::new();
-                while let Some(l) = self.peek(0) {
-                    if let Some(text) = l.strip_prefix('+') {
-                        content.push_str(text);
-                        content.push('\n');
-                    } else if !l.is_empty() {
-                        break;
-                    } else {
-                        content.push('\n');
-                    }
+                // Every line of the new file starts with '+'; anything else ends it.
+                while let Some(text) = self.peek(0).and_then(|l| l.strip_prefix('+')) {
+                    content.push_str(text);
+                    content.push('\n');
                     self.i += 1;
                 }
                 files.push(FilePatch {
@@ -318,6 +363,7 @@ impl<'a> Parser<'a> {
                     hunks: Vec::new(),
                     delete_any: false,
                     added: Some(content),
+                    plain: false,
                 });
             } else if let Some(path) = line.strip_prefix("*** Delete File: ") {
                 files.push(FilePatch {
@@ -326,6 +372,7 @@ impl<'a> Parser<'a> {
                     hunks: Vec::new(),
                     delete_any: true,
                     added: None,
+                    plain: false,
                 });
             } else if let Some(path) = line.strip_prefix("*** Update File: ") {
                 let path = path.trim().to_owned();
@@ -341,6 +388,7 @@ impl<'a> Parser<'a> {
                     hunks,
                     delete_any: false,
                     added: None,
+                    plain: false,
                 });
             } else if line.is_empty() {
                 continue;
@@ -597,6 +645,7 @@ fn plain_file(old_raw: &str, new_raw: &str, line_no: usize) -> Result<FilePatch,
         hunks: Vec::new(),
         delete_any: false,
         added: None,
+        plain: true,
     })
 }
 

@@ -141,13 +141,6 @@ impl<'a> Lines<'a> {
             .filter(|&at| pre.iter().zip(&self.text[at..]).all(|(w, h)| fuzz.same(w, h)))
             .collect()
     }
-
-    fn find_line(&self, from: usize, wanted: &str) -> Option<usize> {
-        let wanted = wanted.trim();
-        (from..self.len())
-            .find(|&i| self.text[i].trim() == wanted)
-            .or_else(|| (from..self.len()).find(|&i| self.text[i].contains(wanted)))
-    }
 }
 
 fn pre_image(hunk: &Hunk) -> Vec<&str> {
@@ -165,28 +158,33 @@ pub fn apply(base: &str, hunks: &[Hunk], shown: &str) -> Result<(String, Vec<Pla
     let total = hunks.len();
     let mut cursor = 0usize;
     let mut offset: isize = 0;
-    let mut placed: Vec<(usize, Placement)> = Vec::new();
+    // (start, old lines taken, the hunk's index, its placement, its lines re-indented)
+    let mut placed: Vec<Spot> = Vec::new();
     let mut failures = Vec::new();
     for (n, hunk) in hunks.iter().enumerate() {
-        match place_one(&lines, hunk, cursor, offset) {
-            Ok((at, fuzz, hinted)) => {
-                let pre_len = pre_image(hunk).len();
-                cursor = at + pre_len;
-                if let Some(h) = hinted {
-                    offset = at as isize - h as isize;
+        let taken: Vec<(usize, usize)> = placed.iter().map(|p| (p.at, p.len)).collect();
+        match place_one(&lines, hunk, cursor, offset, &taken) {
+            Ok(found) => {
+                let len = pre_image(hunk).len();
+                cursor = found.at + len;
+                if let Some(h) = found.header {
+                    offset = found.at as isize - h as isize;
                 }
-                placed.push((
-                    at,
-                    Placement {
+                placed.push(Spot {
+                    at: found.at,
+                    len,
+                    hunk: n,
+                    indent: found.indent,
+                    placement: Placement {
                         hunk: n + 1,
                         header: hunk.header.clone(),
-                        line: at + 1,
-                        hinted_line: hinted.map(|h| h + 1),
-                        offset: hinted.map(|h| at as isize - h as isize),
-                        matched: fuzz,
+                        line: found.at + 1,
+                        hinted_line: found.header.map(|h| h + 1),
+                        offset: found.header.map(|h| found.at as isize - h as isize),
+                        matched: found.fuzz,
                         recounted: hunk.recounted(),
                     },
-                ));
+                });
             }
             Err(why) => failures.push(format!(
                 "{shown}: hunk {} of {total} (`{}`) {why}",
@@ -198,17 +196,123 @@ pub fn apply(base: &str, hunks: &[Hunk], shown: &str) -> Result<(String, Vec<Pla
     if !failures.is_empty() {
         return Err(failures);
     }
+    // Hunks given out of order are applied in file order.
+    placed.sort_by_key(|p| (p.at, p.hunk));
     let out = splice(&lines, hunks, &placed);
-    Ok((out, placed.into_iter().map(|(_, p)| p).collect()))
+    Ok((out, placed.into_iter().map(|p| p.placement).collect()))
 }
 
-/// (index, how matched, hinted index) of one hunk, or why it cannot be placed.
+/// A placed hunk.
+struct Spot {
+    at: usize,
+    len: usize,
+    hunk: usize,
+    /// How to re-indent each line of the hunk (empty: as written).
+    indent: Vec<Reindent>,
+    placement: Placement,
+}
+
+/// Where one hunk goes and how.
+struct Found {
+    at: usize,
+    fuzz: Fuzz,
+    /// The index the header itself names.
+    header: Option<usize>,
+    indent: Vec<Reindent>,
+}
+
+/// How to re-indent inserted lines when the hunk matched with its
+/// indentation off by a uniform amount.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Reindent {
+    #[default]
+    Keep,
+    /// Prepend this to every inserted line.
+    Add(String),
+    /// Remove this prefix from every inserted line.
+    Strip(String),
+}
+
+fn leading_ws(line: &str) -> &str {
+    &line[..line.len() - line.trim_start().len()]
+}
+
+/// The indentation change from a hunk line to the file's line, or `None`
+/// when one indentation is not a suffix of the other (tabs for spaces).
+fn indent_delta(want: &str, have: &str) -> Option<Reindent> {
+    let (w, h) = (leading_ws(want), leading_ws(have));
+    if w == h {
+        Some(Reindent::Keep)
+    } else if let Some(extra) = h.strip_suffix(w) {
+        Some(Reindent::Add(extra.to_owned()))
+    } else {
+        w.strip_suffix(h).map(|extra| Reindent::Strip(extra.to_owned()))
+    }
+}
+
+/// For each line of `hunk` matched at `file` with indentation ignored: how to
+/// re-indent it, taken from the nearest unchanged or removed line before it
+/// (or after it, at the start). `None` when the change cannot be carried over.
+fn reindent(hunk: &Hunk, file: &[&str]) -> Option<Vec<Reindent>> {
+    let mut deltas: Vec<Option<Reindent>> = Vec::with_capacity(hunk.lines.len());
+    let mut k = 0;
+    for line in &hunk.lines {
+        if line.kind == LineKind::Insert {
+            deltas.push(None);
+            continue;
+        }
+        let have = file.get(k).copied().unwrap_or("");
+        k += 1;
+        if line.text.trim().is_empty() || have.trim().is_empty() {
+            deltas.push(None);
+        } else {
+            deltas.push(Some(indent_delta(&line.text, have)?));
+        }
+    }
+    let mut out = vec![Reindent::Keep; hunk.lines.len()];
+    let mut last: Option<Reindent> = None;
+    for (i, line) in hunk.lines.iter().enumerate() {
+        if line.kind == LineKind::Insert {
+            out[i] = last
+                .clone()
+                .or_else(|| deltas[i..].iter().flatten().next().cloned())
+                .unwrap_or_default();
+        } else if let Some(d) = &deltas[i] {
+            last = Some(d.clone());
+        }
+    }
+    Some(out)
+}
+
+/// Lines after `anchor` that belong to it: up to the next non-blank line
+/// indented no deeper (a line opening with `{` continues it; one closing
+/// with `}` `)` `]` is its last).
+fn block_end(lines: &Lines<'_>, anchor: usize) -> usize {
+    let depth = leading_ws(lines.text[anchor]).len();
+    for i in anchor + 1..lines.len() {
+        let t = lines.text[i];
+        if t.trim().is_empty() || leading_ws(t).len() > depth || t.trim_start().starts_with('{') {
+            continue;
+        }
+        return if t.trim_start().starts_with(['}', ')', ']']) {
+            i + 1
+        } else {
+            i
+        };
+    }
+    lines.len()
+}
+
+/// Where `hunk` goes, or why it cannot be placed. `taken` are the
+/// (start, length) of hunks already placed; `cursor` is where the previous
+/// one ended and `offset` how far it moved from its header.
 fn place_one(
     lines: &Lines<'_>,
     hunk: &Hunk,
     cursor: usize,
     offset: isize,
-) -> Result<(usize, Fuzz, Option<usize>), String> {
+    taken: &[(usize, usize)],
+) -> Result<Found, String> {
     let pre = pre_image(hunk);
     let (adds, dels) = hunk.changes();
     if adds == 0 && dels == 0 {
@@ -218,59 +322,111 @@ fn place_one(
         );
     }
     let n = lines.len();
-    // The index the header points at, moved by the previous hunk's offset.
-    let hinted = hunk.old_start.map(|start| {
+    // The index the header names, and the same moved by the previous hunk's offset.
+    let header = hunk.old_start.map(|start| {
         let empty_old = hunk.counts.is_some_and(|(o, _)| o == 0) && pre.is_empty();
-        let index = if empty_old { start } else { start.saturating_sub(1) };
-        (index as isize + offset).clamp(0, n as isize) as usize
+        if empty_old { start } else { start.saturating_sub(1) }
     });
-    let mut from = cursor;
-    let mut anchor_missing = None;
-    for anchor in &hunk.anchors {
-        match lines.find_line(from, anchor) {
-            Some(i) => from = i + 1,
-            None => anchor_missing = Some(anchor.clone()),
+    if let Some(h) = header
+        && h > n
+        && pre.is_empty()
+    {
+        return Err(format!(
+            "only adds lines, after line {h} by its header, but the file has only {n} lines; read the file again and fix the header's line number",
+        ));
+    }
+    let moved = header.map(|h| (h as isize + offset).clamp(0, n as isize) as usize);
+
+    // Anchors (`@@ class A:` then `@@ def f(self):`): each inside the one before.
+    let (mut from, mut until) = (cursor, n);
+    for (k, anchor) in hunk.anchors.iter().enumerate() {
+        let found = (from..until)
+            .find(|&i| lines.text[i].trim() == anchor.trim())
+            .or_else(|| (from..until).find(|&i| lines.text[i].contains(anchor.trim())));
+        match found {
+            Some(i) => {
+                from = i + 1;
+                until = block_end(lines, i);
+            }
+            None if k == 0 => {
+                return Err(format!(
+                    "names the line `{}`, which is not in the file{}; copy the anchor line exactly, or give context lines and no anchor",
+                    shorten(anchor),
+                    if cursor > 0 { " after the previous hunk" } else { "" }
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "names `{}` inside `{}`, but no such line is there (lines {}-{}); check that the anchors name the right block",
+                    shorten(anchor),
+                    shorten(&hunk.anchors[k - 1]),
+                    from,
+                    until
+                ));
+            }
         }
     }
-    if anchor_missing.is_some() {
-        from = cursor;
-    }
-    let anchored = !hunk.anchors.is_empty() && anchor_missing.is_none();
+    let anchored = !hunk.anchors.is_empty();
 
     if pre.is_empty() {
         let at = if hunk.at_eof {
             n
-        } else if let Some(h) = hinted {
-            h.max(cursor)
-        } else if anchored {
-            from
+        } else if let Some(h) = header {
+            h
         } else if n == 0 {
             0
         } else {
-            return Err(match anchor_missing {
-                Some(a) => format!(
-                    "only adds lines, and its anchor `{}` is not in the file; give context lines (unchanged lines starting with a space) around the new lines",
-                    shorten(&a)
-                ),
-                None => "only adds lines and has neither context lines nor a line number, so there is no telling where they go; add a few unchanged lines around them (each starting with a space), or a header `@@ -L,0 +L,N @@` that says after which line".into(),
+            return Err(if anchored {
+                "only adds lines, under an anchor but with no unchanged line beside them, so there is no telling where in the block they go; add one or more unchanged lines (starting with a space) before or after them".into()
+            } else {
+                "only adds lines and has neither context lines nor a line number, so there is no telling where they go; add a few unchanged lines around them (each starting with a space), or a header `@@ -L,0 +L,N @@` that says after which line".into()
             });
         };
-        return Ok((at, Fuzz::Exact, hinted));
+        return Ok(Found {
+            at,
+            fuzz: Fuzz::Exact,
+            header,
+            indent: Vec::new(),
+        });
     }
 
+    let overlaps = |at: usize| taken.iter().any(|&(s, l)| at < s + l.max(1) && s < at + pre.len());
     let has_context = hunk.lines.iter().any(|l| l.kind == LineKind::Context);
     for fuzz in Fuzz::ALL {
-        let mut found = lines.matches(&pre, fuzz, from);
+        // Hinted hunks may sit anywhere (hunks out of order); others after the
+        // previous hunk, or inside their anchor's block.
+        let start = if header.is_some() { 0 } else { from };
+        let mut found: Vec<usize> = lines.matches(&pre, fuzz, start);
+        // An anchored hunk starts inside its anchor's block (it may run past it).
+        found.retain(|&at| !overlaps(at) && (!anchored || at < until));
         if hunk.at_eof {
             found.retain(|&at| at + pre.len() == n);
+        }
+        if found.is_empty() && header.is_none() && !anchored && from > 0 {
+            // Not after the previous hunk: maybe given out of order.
+            found = lines.matches(&pre, fuzz, 0);
+            found.retain(|&at| !overlaps(at));
         }
         if found.is_empty() {
             continue;
         }
-        let at = match hinted {
-            Some(h) if has_context => nearest(&found, h)?,
-            Some(h) if found.contains(&h) => h,
-            // Lines removed without context: the hint is not enough to move them.
+        let at = match (header, moved) {
+            (Some(h), _) if found.contains(&h) => h,
+            (Some(h), Some(m)) if has_context => {
+                let a = nearest(&found, m)?;
+                let b = nearest(&found, h)?;
+                if a != b {
+                    return Err(format!(
+                        "matches at line {} (where the previous hunk's shift puts it) and at line {} (nearest its header's line {}); fix the header's line number or add unchanged lines that tell them apart",
+                        a + 1,
+                        b + 1,
+                        h + 1
+                    ));
+                }
+                a
+            }
+            // Lines removed without context: only an exact line number places them.
+            (Some(_), Some(m)) if found.contains(&m) => m,
             _ if anchored => found[0],
             _ if found.len() == 1 => found[0],
             _ => {
@@ -280,7 +436,7 @@ fn place_one(
                     "matches the file in {} places (lines {}{more}){}; it must match in one: add more unchanged lines around the change, or give line numbers in the header (`@@ -{},{} +{},{} @@`), or use edit_file with a longer old_string",
                     found.len(),
                     shown.join(", "),
-                    if hinted.is_some() {
+                    if header.is_some() {
                         " but none where the header says"
                     } else {
                         " and has no line number"
@@ -292,15 +448,25 @@ fn place_one(
                 ));
             }
         };
-        return Ok((at, fuzz, hinted));
+        let indent = if fuzz == Fuzz::Whitespace {
+            reindent(hunk, &lines.text[at..at + pre.len()]).ok_or_else(|| {
+                format!(
+                    "matches lines {}-{} only if indentation is ignored, and its indentation (tabs or spaces) cannot be carried over to the file's; copy the lines with the file's exact indentation",
+                    at + 1,
+                    at + pre.len()
+                )
+            })?
+        } else {
+            Vec::new()
+        };
+        return Ok(Found {
+            at,
+            fuzz,
+            header,
+            indent,
+        });
     }
-    Err(explain_missing(
-        lines,
-        hunk,
-        &pre,
-        hinted.unwrap_or(from),
-        anchor_missing,
-    ))
+    Err(explain_missing(lines, hunk, &pre, moved.unwrap_or(from), None))
 }
 
 /// The match nearest `hint`; two at the same distance are ambiguous.
@@ -389,7 +555,7 @@ fn explain_missing(
 }
 
 /// Builds the new text from placed hunks.
-fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[(usize, Placement)]) -> String {
+fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[Spot]) -> String {
     let default_eol = if lines.full.first().is_some_and(|l| l.ends_with("\r\n")) {
         "\r\n"
     } else {
@@ -405,7 +571,8 @@ fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[(usize, Placement)]) -> S
     };
     let mut next = 0usize;
     let mut last_eol = default_eol;
-    for ((at, _), hunk) in placed.iter().zip(hunks) {
+    for spot in placed {
+        let (at, hunk) = (&spot.at, &hunks[spot.hunk]);
         for i in next..*at {
             push(&mut out, lines.full[i], lines.eol(i));
             last_eol = nonempty(lines.eol(i), last_eol);
@@ -417,7 +584,7 @@ fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[(usize, Placement)]) -> S
         } else {
             last_eol
         };
-        for line in &hunk.lines {
+        for (idx, line) in hunk.lines.iter().enumerate() {
             match line.kind {
                 LineKind::Context => {
                     eol = nonempty(lines.eol(cursor), eol);
@@ -430,7 +597,14 @@ fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[(usize, Placement)]) -> S
                 }
                 LineKind::Insert => {
                     let ending = if lines.len() == 0 && line.crlf { "\r\n" } else { eol };
-                    push(&mut out, &line.text, ending);
+                    let text = match spot.indent.get(idx).unwrap_or(&Reindent::Keep) {
+                        Reindent::Add(extra) if !line.text.trim().is_empty() => format!("{extra}{}", line.text),
+                        Reindent::Strip(extra) => {
+                            line.text.strip_prefix(extra.as_str()).unwrap_or(&line.text).to_owned()
+                        }
+                        _ => line.text.clone(),
+                    };
+                    push(&mut out, &text, ending);
                     if !line.no_newline {
                         out.push_str(ending);
                     }

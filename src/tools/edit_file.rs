@@ -122,6 +122,13 @@ impl Params {
     }
 }
 
+/// `text` without one final line ending.
+fn trim_eol(text: &str) -> &str {
+    text.strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text)
+}
+
 /// Where a line starts in `text`: 1-based line of byte `offset`.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
@@ -139,15 +146,26 @@ fn apply_edit(text: &str, edit: &Edit, shown: &str, label: &str) -> Result<(Stri
             "{label} ({shown}): old_string and new_string are the same, so the edit changes nothing"
         ));
     }
-    let mut old = edit.old_string.as_str();
-    let mut new = edit.new_string.as_str();
-    let (crlf_old, crlf_new);
-    if !text.contains(old) && text.contains("\r\n") && old.contains('\n') && !old.contains('\r') {
-        // A CRLF file, edited with text written with LF.
-        crlf_old = old.replace('\n', "\r\n");
-        crlf_new = new.replace("\r\n", "\n").replace('\n', "\r\n");
-        old = &crlf_old;
-        new = &crlf_new;
+    // A CRLF file keeps CRLF: text written with LF is matched and written as CRLF.
+    let crlf_file = text.split_inclusive('\n').next().is_some_and(|l| l.ends_with("\r\n"));
+    let to_crlf = |t: &str| t.replace("\r\n", "\n").replace('\n', "\r\n");
+    let (old_owned, new_owned);
+    let (mut old, mut new) = (edit.old_string.as_str(), edit.new_string.as_str());
+    if crlf_file {
+        new_owned = to_crlf(new);
+        new = &new_owned;
+        if !text.contains(old) {
+            old_owned = to_crlf(old);
+            old = &old_owned;
+        }
+    }
+    // The file's last line has no newline; old_string ends with one there.
+    if !text.contains(old) && !text.ends_with('\n') {
+        let (o, n) = (trim_eol(old), trim_eol(new));
+        if o.len() < old.len() && text.ends_with(o) && text.matches(o).count() == 1 {
+            let at = text.len() - o.len();
+            return Ok((format!("{}{n}", &text[..at]), 1));
+        }
     }
     let found: Vec<usize> = text.match_indices(old).map(|(at, _)| at).collect();
     match found.len() {
@@ -175,7 +193,8 @@ fn not_found(text: &str, wanted: &str, shown: &str, label: &str) -> String {
         return msg;
     }
     let width = want.len().clamp(1, file.len());
-    let trimmed_eq = |a: &str, b: &str| a.trim() == b.trim();
+    // Alike when equal with runs of whitespace (tabs, spaces) collapsed.
+    let trimmed_eq = |a: &str, b: &str| a.split_whitespace().eq(b.split_whitespace());
     let score = |at: usize| {
         (0..width)
             .filter(|&i| want.get(i).is_some_and(|w| trimmed_eq(w, file[at + i])))
@@ -199,10 +218,16 @@ fn not_found(text: &str, wanted: &str, shown: &str, label: &str) -> String {
         (0, at)
     };
     if matched == width && width == want.len() {
+        let tabs = (0..width).any(|i| file[at + i].contains('\t') && !want[i].contains('\t'));
         msg.push_str(&format!(
-            " Lines {}-{} hold the same text with different whitespace or indentation; copy them exactly as shown:\n",
+            " Lines {}-{} hold the same text with different whitespace or indentation{}; copy them exactly as shown:\n",
             at + 1,
-            at + width
+            at + width,
+            if tabs {
+                " (the file has tab characters where old_string has spaces)"
+            } else {
+                ""
+            }
         ));
     } else if matched > 0 {
         msg.push_str(&format!(

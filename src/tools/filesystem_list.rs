@@ -140,38 +140,26 @@ fn list(
             "{shown} is a file, not a directory; read it with filesystem_read"
         )));
     }
-    let mut builder = walker(dir.physical(), if recursive { None } else { Some(1) });
-    if recursive {
-        // Tree order, deterministic. (For one level the walker's sort would
-        // also read every subdirectory to sort it: sort the level here instead.)
-        builder.sort_by_file_name(|a, b| a.cmp(b));
+    if !recursive {
+        let (entries, truncated) = one_level(root, dir, max);
+        return Ok(Output {
+            path: shown,
+            entries,
+            truncated,
+        });
     }
+    let mut builder = walker(dir.physical(), None);
+    // Tree order, deterministic; streamed, so a huge tree stops at `max`.
+    builder.sort_by_file_name(|a, b| a.cmp(b));
     let mut entries = Vec::new();
     let mut truncated = false;
-    let walk = builder.build().flatten().filter(|i| i.depth() > 0);
-    let items: Box<dyn Iterator<Item = ignore::DirEntry>> = if recursive {
-        // Streamed, so a huge tree stops at `max`.
-        Box::new(walk)
-    } else {
-        let mut level: Vec<ignore::DirEntry> = walk.collect();
-        level.sort_by(|a, b| a.file_name().cmp(b.file_name()));
-        Box::new(level.into_iter())
-    };
-    for item in items {
+    for item in builder.build().flatten().filter(|i| i.depth() > 0) {
         if entries.len() == max {
             truncated = true;
             break;
         }
         let Some(file_type) = item.file_type() else { continue };
-        let kind = if file_type.is_symlink() {
-            EntryKind::Symlink
-        } else if file_type.is_dir() {
-            EntryKind::Dir
-        } else if file_type.is_file() {
-            EntryKind::File
-        } else {
-            EntryKind::Other
-        };
+        let kind = EntryKind::of(file_type);
         let size = (kind == EntryKind::File).then(|| item.metadata().map(|m| m.len()).unwrap_or(0));
         let relative = item.path().strip_prefix(root).unwrap_or(item.path());
         entries.push(Entry {
@@ -185,4 +173,56 @@ fn list(
         entries,
         truncated,
     })
+}
+
+impl EntryKind {
+    fn of(file_type: std::fs::FileType) -> Self {
+        if file_type.is_symlink() {
+            Self::Symlink
+        } else if file_type.is_dir() {
+            Self::Dir
+        } else if file_type.is_file() {
+            Self::File
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// One directory level: the walker reads the directory once (entry types come
+/// from `readdir`, ignore rules are applied), the names are sorted as plain
+/// bytes, and only the entries returned are `lstat`ed for their size.
+fn one_level(root: &std::path::Path, dir: &crate::workspace::WorkspacePath, max: usize) -> (Vec<Entry>, bool) {
+    let mut level: Vec<(std::ffi::OsString, std::fs::FileType)> = Vec::new();
+    for item in walker(dir.physical(), Some(1)).build().flatten() {
+        if item.depth() == 0 {
+            continue;
+        }
+        let Some(file_type) = item.file_type() else { continue };
+        level.push((item.file_name().to_owned(), file_type));
+    }
+    level.sort_unstable_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    let truncated = level.len() > max;
+    level.truncate(max);
+    let relative = dir.physical().strip_prefix(root).unwrap_or(std::path::Path::new(""));
+    let mut prefix = relative.to_string_lossy().into_owned();
+    if !prefix.is_empty() {
+        prefix.push('/');
+    }
+    let entries = level
+        .into_iter()
+        .map(|(name, file_type)| {
+            let kind = EntryKind::of(file_type);
+            let size = (kind == EntryKind::File).then(|| {
+                std::fs::symlink_metadata(dir.physical().join(&name))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            });
+            let mut path = String::with_capacity(prefix.len() + name.len());
+            path.push_str(&prefix);
+            path.push_str(&name.to_string_lossy());
+            Entry { path, kind, size }
+        })
+        .collect();
+    (entries, truncated)
 }

@@ -159,8 +159,39 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             format!("{from}..worktree"),
         )
     } else {
+        let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+        // Like `git diff`: the index's stat data say which files may have
+        // changed; libgit2 compares only those (one `lstat` per tracked file,
+        // on every core, instead of a walk of the whole work tree).
+        let prefixes: Vec<String> = if paths.is_empty() {
+            vec![r.scope.clone()]
+        } else {
+            paths.iter().map(|p| r.to_repo(p)).collect()
+        };
+        match crate::git::stat_candidates(repo, &index, &prefixes) {
+            Some(candidates) if candidates.is_empty() => {
+                return Ok(Output {
+                    compared: "index..worktree".to_owned(),
+                    files: Vec::new(),
+                    additions: 0,
+                    deletions: 0,
+                    patch_bytes: 0,
+                    truncated: false,
+                    patch: String::new(),
+                });
+            }
+            Some(candidates) => {
+                let mut narrow = DiffOptions::new();
+                narrow.context_lines(context).disable_pathspec_match(true);
+                for c in &candidates {
+                    narrow.pathspec(std::ffi::CString::new(c.as_slice()).unwrap_or_default());
+                }
+                opts = narrow;
+            }
+            None => {}
+        }
         (
-            repo.diff_index_to_workdir(None, Some(&mut opts)),
+            repo.diff_index_to_workdir(Some(&index), Some(&mut opts)),
             "index..worktree".to_owned(),
         )
     };

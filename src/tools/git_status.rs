@@ -49,6 +49,8 @@ pub struct Output {
     pub branch: Option<String>,
     /// Short id of the HEAD commit; null before the first commit.
     pub head: Option<String>,
+    /// First line of the HEAD commit's message; null before the first commit.
+    pub head_subject: Option<String>,
     /// The upstream branch, when one is set.
     pub upstream: Option<String>,
     /// Commits on the branch not on its upstream.
@@ -95,8 +97,15 @@ impl Tool for GitStatus {
                 (0, b) => text.push_str(&format!(" [behind {b}]")),
                 (a, b) => text.push_str(&format!(" [ahead {a}, behind {b}]")),
             }
+        } else if output.branch.is_some() {
+            text.push_str(" (no upstream)");
         }
         text.push('\n');
+        match (&output.head, &output.head_subject) {
+            (Some(id), Some(subject)) => text.push_str(&format!("HEAD {id} {subject}\n")),
+            (Some(id), None) => text.push_str(&format!("HEAD {id}\n")),
+            (None, _) => text.push_str("HEAD (no commits yet)\n"),
+        }
         for e in &output.entries {
             let code = |c: Option<Change>| match c {
                 None => ' ',
@@ -135,10 +144,11 @@ fn status(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Re
         .as_ref()
         .filter(|h| h.is_branch())
         .and_then(|h| h.shorthand().ok().map(str::to_owned));
-    let head_id = head
+    let head_commit = head.as_ref().and_then(|h| h.peel_to_commit().ok());
+    let head_id = head_commit.as_ref().map(|c| c.id().to_string()[..12].to_owned());
+    let head_subject = head_commit
         .as_ref()
-        .and_then(|h| h.target())
-        .map(|oid| oid.to_string()[..12].to_owned());
+        .and_then(|c| c.summary_bytes().map(|s| String::from_utf8_lossy(s).into_owned()));
     let (mut upstream, mut ahead, mut behind) = (None, 0, 0);
     if let Some(name) = &branch
         && let Ok(local) = repo.find_branch(name, BranchType::Local)
@@ -159,6 +169,7 @@ fn status(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Re
         clean: entries.is_empty(),
         branch,
         head: head_id,
+        head_subject,
         upstream,
         ahead,
         behind,
@@ -207,8 +218,23 @@ fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> R
         entry.renamed_from = renamed_from;
     }
 
-    let groups = split_for_threads(r, &index);
-    let worktree: Vec<(String, Change)> = match groups.as_slice() {
+    let worktree = worktree_split(r, cache, root, &index)?;
+    for (path, change) in worktree {
+        by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
+    }
+    Ok(by_path.into_values().collect())
+}
+
+/// libgit2's own work-tree scan, split across two threads by top-level name.
+fn worktree_split(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    root: &std::path::Path,
+    index: &git2::Index,
+) -> Result<Vec<(String, Change)>, ToolError> {
+    let repo = &r.repo;
+    let groups = split_for_threads(r, index);
+    Ok(match groups.as_slice() {
         [first, second] => {
             let spare = cache.lend_spare(root)?;
             let (mine, (spare, theirs)) = std::thread::scope(|scope| {
@@ -228,11 +254,7 @@ fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> R
             all
         }
         _ => worktree_changes(r, repo, None)?,
-    };
-    for (path, change) in worktree {
-        by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
-    }
-    Ok(by_path.into_values().collect())
+    })
 }
 
 impl Entry {

@@ -146,11 +146,10 @@ async fn patches_in_the_forms_models_write_land_where_their_lines_are() {
 
     // A bare `@@` whose lines occur twice: refused, naming both places.
     let before = env.read("textwrap.py");
-    let bare =
-        "--- a/textwrap.py\n+++ b/textwrap.py\n@@\n-        if margin is None:\n+        if margin is None:  # first\n";
+    let bare = "--- a/textwrap.py\n+++ b/textwrap.py\n@@\n-            margin = indent\n+            margin = indent  # which one?\n";
     let r = call(&client, "apply_patch", json!({"patch": bare})).await;
     assert_tool_error(&r, "textwrap.py: hunk 1 of 1");
-    assert_tool_error(&r, "matches the file in");
+    assert_tool_error(&r, "matches the file in 2 places (lines 439, 449)");
     assert_eq!(env.read("textwrap.py"), before);
 
     // Only context: it changes nothing, and says so instead of "applied".

@@ -86,6 +86,59 @@ async fn status_reports_upstream_ahead_and_behind() {
     assert!(text(&r).contains("[ahead 2]"));
 }
 
+/// The text block keeps the description's promise: HEAD (short id and
+/// subject) and the upstream with ahead/behind counts, against a real remote.
+#[tokio::test]
+async fn status_text_shows_head_and_upstream_with_ahead_and_behind() {
+    let env = TestEnv::new();
+    env.init_repo(&[("a.txt", "a\n"), ("b.txt", "b\n")]);
+    let remote = env.dir.path().join("remote.git");
+    git_in(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            env.ws.to_str().unwrap(),
+            remote.to_str().unwrap(),
+        ],
+    );
+    env.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    env.git(&["fetch", "-q", "origin"]);
+    env.git(&["branch", "-q", "--set-upstream-to", "origin/main"]);
+    // Someone else pushes a commit to the remote...
+    let other = env.dir.path().join("other");
+    git_in(
+        env.dir.path(),
+        &["clone", "-q", remote.to_str().unwrap(), other.to_str().unwrap()],
+    );
+    std::fs::write(other.join("b.txt"), "b from elsewhere\n").unwrap();
+    git_in(&other, &["commit", "-qam", "remote change"]);
+    git_in(&other, &["push", "-q", "origin", "main"]);
+    env.git(&["fetch", "-q", "origin"]);
+    // ...while we commit locally.
+    env.write("a.txt", "a2\n");
+    env.git(&["commit", "-qam", "Fix the frobnicator"]);
+    let head = env.git(&["rev-parse", "HEAD"]).trim().to_owned();
+
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    let s = structured(&r);
+    assert_eq!((s["ahead"].as_u64(), s["behind"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(s["head_subject"], "Fix the frobnicator");
+    let t = text(&r);
+    assert!(t.starts_with("## main...origin/main [ahead 1, behind 1]\n"), "{t}");
+    assert!(
+        t.contains(&format!("HEAD {} Fix the frobnicator\n", &head[..12])),
+        "{t}"
+    );
+
+    // No upstream: the text says so rather than leaving it out.
+    env.git(&["branch", "-q", "--unset-upstream"]);
+    let t = text(&call(&client, "git_status", json!({})).await);
+    assert!(t.starts_with("## main (no upstream)\nHEAD "), "{t}");
+}
+
 #[tokio::test]
 async fn status_outside_a_repository_says_how_to_fix_it() {
     let env = TestEnv::new();
@@ -254,4 +307,114 @@ async fn status_of_a_large_repository_matches_the_git_cli() {
         .collect();
     theirs.sort();
     assert_eq!(ours, theirs);
+}
+
+/// git_diff asks only the files whose stat data differ from the index (as
+/// `git diff` does); these are the cases where stat data alone would mislead.
+#[tokio::test]
+async fn diff_driven_by_stat_data_still_sees_every_change() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = (0..2_500)
+        .map(|i| (format!("d{}/f{i}.txt", i % 7), format!("{i}\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    // Same size, written right after the index: only "racily clean" checks catch it.
+    env.write("d0/f0.txt", "X\n");
+    // Touched, content unchanged: stat data differ, no difference to show.
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(env.path("d1/f1.txt"))
+        .unwrap();
+    touched
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    // Deleted, and made executable.
+    std::fs::remove_file(env.path("d2/f2.txt")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.path("d3/f3.txt"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let client = env.client().await;
+
+    let r = call(&client, "git_diff", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let mut seen: Vec<(String, String)> = structured(&r)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("d0/f0.txt", "modified"),
+        ("d2/f2.txt", "deleted"),
+        ("d3/f3.txt", "modified"),
+    ];
+    assert_eq!(
+        seen,
+        expected.map(|(p, s)| (p.to_owned(), s.to_owned())),
+        "{}",
+        text(&r)
+    );
+    assert!(text(&r).contains("-0\n+X\n"), "{}", text(&r));
+    assert!(text(&r).contains("new mode 100755"), "{}", text(&r));
+    // The CLI agrees.
+    let cli = env.git(&["diff", "--name-only"]);
+    assert_eq!(cli.lines().collect::<Vec<_>>(), ["d0/f0.txt", "d2/f2.txt", "d3/f3.txt"]);
+
+    // Limited to a path: only what is under it.
+    let r = call(&client, "git_diff", json!({"paths": ["d2"]})).await;
+    assert_eq!(structured(&r)["files"].as_array().unwrap().len(), 1);
+    assert_eq!(structured(&r)["files"][0]["path"], "d2/f2.txt");
+    // Nothing changed under a path: said so.
+    let r = call(&client, "git_diff", json!({"paths": ["d4"]})).await;
+    assert_eq!(text(&r), "No differences (index..worktree).\n");
+}
+
+/// git_status's work-tree half is computed from the index's stat data and a
+/// walk for untracked files; whatever the case, it must say what
+/// `git status --porcelain -uall` says.
+#[tokio::test]
+async fn status_agrees_with_the_git_cli() {
+    let env = TestEnv::new();
+    env.init_repo(&[
+        (".gitignore", "*.log\nbuild/\n"),
+        ("src/a.rs", "a\n"),
+        ("src/b.rs", "b\n"),
+        ("src/c.rs", "c\n"),
+        ("docs/x.md", "x\n"),
+        ("link_target.txt", "t\n"),
+    ]);
+    env.write("src/a.rs", "A\n"); // same size, racily clean
+    std::fs::remove_file(env.path("src/b.rs")).unwrap();
+    std::fs::remove_file(env.path("docs/x.md")).unwrap();
+    std::os::unix::fs::symlink("link_target.txt", env.path("docs/x.md")).unwrap(); // typechange
+    env.write("src/new.rs", "n\n");
+    env.write("fresh/deep/er/file.txt", "f\n");
+    env.write("app.log", "ignored\n");
+    env.write("build/out.o", "ignored\n");
+    env.write("excluded.tmp", "ignored through info/exclude\n");
+    std::fs::write(env.path(".git/info/exclude"), "excluded.tmp\n").unwrap();
+    std::fs::create_dir_all(env.path("nested")).unwrap();
+    git_in(&env.path("nested"), &["init", "-q"]);
+    env.write("nested/inner.txt", "inside another repository\n");
+    env.write("src/staged.rs", "s\n");
+    env.git(&["add", "src/staged.rs"]);
+
+    let client = env.client().await;
+    let r = call(&client, "git_status", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let mine: Vec<String> = text(&r).lines().skip(2).map(str::to_owned).collect();
+    let cli: Vec<String> = env
+        .git(&["status", "--porcelain", "-uall"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut cli_sorted = cli.clone();
+    cli_sorted.sort_by(|a, b| a[3..].cmp(&b[3..]));
+    assert_eq!(mine, cli_sorted, "execlayer:\n{}\ngit:\n{}", text(&r), cli.join("\n"));
 }

@@ -11,6 +11,7 @@ mod http;
 mod patch_scenarios;
 mod playbooks;
 mod reason;
+mod search_list;
 mod shell;
 mod soak;
 mod state_redis;

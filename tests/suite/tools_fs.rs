@@ -197,7 +197,7 @@ async fn search_finds_lines_honours_gitignore_glob_and_case() {
     assert_eq!(matches.len(), 1);
     assert_eq!(matches[0]["path"], "src/a.rs");
     assert_eq!(matches[0]["line_number"], 1);
-    assert_eq!(matches[0]["line"], "fn alpha() {}");
+    assert_eq!(text(&r), "src/a.rs:1: fn alpha() {}\n");
 
     let r = call(
         &client,
