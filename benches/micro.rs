@@ -1,8 +1,9 @@
 //! Criterion micro-benchmarks of the hot paths: path confinement, the
-//! allowlist, patch parse + apply, an audit append, and a whole gated call
+//! allowlist, patch parse + apply, an audit append, a whole gated call
 //! next to the same tool run directly (the cost of the gate and the audit),
-//! and the approval state in memory next to Redis (a `redis-server` started
-//! on a free loopback port; skipped when it is not installed).
+//! what 100 policy rules add to a call (subject + verdict), and the approval
+//! state in memory next to Redis (a `redis-server` started on a free loopback
+//! port; skipped when it is not installed).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -79,7 +80,7 @@ fn confinement(c: &mut Criterion) {
 fn allowlist(c: &mut Criterion) {
     let rules = parse_allowlist(execlayer::settings::DEFAULT_SHELL_ALLOWLIST).expect("allowlist");
     c.bench_function("shell/check_command", |b| {
-        b.iter(|| execlayer::tools::shell_exec::check_command(black_box("cargo test -p core -- --nocapture"), &rules))
+        b.iter(|| execlayer::command::check_command(black_box("cargo test -p core -- --nocapture"), &rules))
     });
 }
 
@@ -105,6 +106,8 @@ fn audit(c: &mut Criterion) {
         args_preview: r#"{"path":"small.txt"}"#.into(),
         decision: Decision::Allowed,
         approval: None,
+        rule: None,
+        remember: None,
         dry_run: false,
         outcome: Some("ok".into()),
         error: None,
@@ -148,16 +151,121 @@ fn gate(c: &mut Criterion) {
         engine: Default::default(),
         git: Default::default(),
     };
+    // A 5,000-line source file, whole, plain and numbered as `cat -n` numbers
+    // it, and as three files of one call: what line numbers and `paths` cost.
+    let source: String = (0..5000)
+        .map(|i| format!("    let value_{i} = compute(input, {i}); // a line of code\n"))
+        .collect();
+    for name in ["big.rs", "big2.rs", "big3.rs"] {
+        std::fs::write(f.engine.workspace.root().join(name), &source).expect("write");
+    }
+    for (label, args) in [
+        ("gate/filesystem_read_5000_lines", json!({"path": "big.rs"})),
+        (
+            "gate/filesystem_read_5000_lines_numbered",
+            json!({"path": "big.rs", "line_numbers": true}),
+        ),
+        (
+            "gate/filesystem_read_3x5000_lines_paths",
+            json!({"paths": [{"path": "big.rs"}, {"path": "big2.rs"}, {"path": "big3.rs"}], "max_bytes": 16_000_000}),
+        ),
+    ] {
+        let args = args.as_object().cloned();
+        c.bench_function(label, |b| {
+            b.iter(|| {
+                rt.block_on(f.engine.call(
+                    &caller,
+                    "filesystem_read",
+                    args.clone(),
+                    ApprovalSource::IdOnly,
+                    CallOptions::default(),
+                ))
+                .expect("call")
+            })
+        });
+    }
     let tool = execlayer::tools::filesystem_read::FilesystemRead;
     c.bench_function("direct/filesystem_read_1KiB", |b| {
         b.iter(|| {
             let params = execlayer::tools::filesystem_read::Params {
-                path: "small.txt".into(),
+                target: execlayer::tools::filesystem_read::Target::One("small.txt".into()),
                 offset: None,
                 limit: None,
                 max_bytes: None,
+                line_numbers: false,
             };
             rt.block_on(tool.run(&ctx, params)).expect("read")
+        })
+    });
+}
+
+/// 100 rules over several tools, commands and path globs; none of them
+/// matches the benchmarked calls until the last, so every rule is looked at.
+fn hundred_rules() -> execlayer::policy::RuleSet {
+    let mut rules = Vec::new();
+    for i in 0..98 {
+        let rule = match i % 3 {
+            0 => json!({"tool": "shell_exec", "command": format!("tool{i} sub{i}"), "decision": "allow"}),
+            1 => json!({"tool": "filesystem_write", "path": format!("area{i}/**/*.md"), "decision": "allow"}),
+            _ => json!({"tool": "apply_patch", "path": format!("mod{i}/**"), "decision": "ask"}),
+        };
+        rules.push(rule);
+    }
+    rules.push(json!({"tool": "shell_exec", "command": "cargo test", "decision": "allow"}));
+    rules.push(json!({"tool": "filesystem_write", "path": "src/**", "decision": "ask"}));
+    serde_json::from_value(json!(rules)).expect("rules")
+}
+
+/// What rules add to a call: working out what it touches, then the verdict.
+fn rules(c: &mut Criterion) {
+    let f = fixture();
+    let set = hundred_rules();
+    assert_eq!(set.len(), 100);
+    let mut policy = (*f.engine.policy.current()).clone();
+    policy.rules = set.clone();
+    let policy = Arc::new(policy);
+    let argv = execlayer::policy::Subject::argv(vec!["cargo".into(), "test".into(), "-p".into(), "core".into()]);
+    c.bench_function("rules/evaluate_100_command", |b| {
+        b.iter(|| set.evaluate(black_box("shell_exec"), black_box(&argv)).expect("match"))
+    });
+    let paths = execlayer::policy::Subject::paths(Ok::<_, ()>(vec!["src/deep/er/lib.rs".into()]));
+    c.bench_function("rules/evaluate_100_path", |b| {
+        b.iter(|| {
+            set.evaluate(black_box("filesystem_write"), black_box(&paths))
+                .expect("match")
+        })
+    });
+    let ctx = ToolContext {
+        workspace: f.engine.workspace.clone(),
+        settings: f.engine.settings.clone(),
+        cancel: Default::default(),
+        progress: Default::default(),
+        policy: policy.clone(),
+        engine: Default::default(),
+        git: Default::default(),
+    };
+    let write = f.engine.registry.get("filesystem_write").expect("tool");
+    let prepared = write
+        .prepare(json!({"path": "src/deep/er/lib.rs", "content": "x"}))
+        .expect("prepare");
+    c.bench_function("rules/gate_cost_100_write", |b| {
+        b.iter(|| {
+            let subject = prepared.subject(&ctx);
+            f.engine
+                .rule_verdict(&policy, "filesystem_write", &subject, &[], &ctx)
+                .expect("verdict")
+        })
+    });
+    let shell = f.engine.registry.get("shell_exec").expect("tool");
+    let prepared = shell
+        .prepare(json!({"command": "cargo test -p core"}))
+        .expect("prepare");
+    c.bench_function("rules/gate_cost_100_command", |b| {
+        b.iter(|| {
+            let subject = prepared.subject(&ctx);
+            f.engine
+                .rule_verdict(&policy, "shell_exec", &subject, &[], &ctx)
+                .expect("verdict")
         })
     });
 }
@@ -375,6 +483,7 @@ criterion_group!(
     gate,
     editing,
     placement,
+    rules,
     state
 );
 criterion_main!(benches);

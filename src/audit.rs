@@ -65,6 +65,12 @@ pub struct AuditRecord {
     pub decision: Decision,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalNote>,
+    /// The rule or remembered answer that decided the call, e.g. `rules[3] shell_exec command "git push" forbid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// How long a yes was remembered: `session` or `always` (absent for once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remember: Option<String>,
     pub dry_run: bool,
     /// `ok` or `error`; absent when the tool did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +116,8 @@ impl AuditRecord {
             args_preview: String::new(),
             decision,
             approval: None,
+            rule: None,
+            remember: None,
             dry_run: false,
             outcome: None,
             error: None,
@@ -321,6 +329,8 @@ mod tests {
             args_preview: "{}".into(),
             decision: Decision::Allowed,
             approval: None,
+            rule: None,
+            remember: None,
             dry_run: false,
             outcome: Some("ok".into()),
             error: None,

@@ -1,5 +1,7 @@
-//! Operator commands that talk to a running server's REST API:
-//! `approvals`, `approve`, `deny`, `tools`, `audit`, and the seed's `smoke` check.
+//! Operator commands: `approvals`, `approve`, `deny` reach every server of this
+//! user through its operator socket ([`crate::operator`]), or one server's REST
+//! API when a URL is given; `tools`, `audit` and the seed's `smoke` check talk
+//! REST; `rules` reads the policy file.
 
 use serde_json::{Value, json};
 
@@ -65,38 +67,25 @@ pub async fn approvals(remote: &Remote) -> anyhow::Result<()> {
         println!("no calls are waiting for approval");
     }
     for a in list {
-        println!(
-            "{}  {} ({} risk)  waiting {}s, expires in {}s\n    {}",
-            a["id"].as_str().unwrap_or(""),
-            a["tool"].as_str().unwrap_or(""),
-            a["risk"].as_str().unwrap_or(""),
-            a["age_seconds"],
-            a["expires_in_seconds"],
-            a["preview"].as_str().unwrap_or("").replace('\n', "\n    ")
-        );
+        print_pending(&a);
     }
     Ok(())
 }
 
-/// `execlayer approve ID` / `execlayer deny ID`
-pub async fn decide(remote: &Remote, id: &str, approve: bool) -> anyhow::Result<()> {
+/// `execlayer approve ID [--remember session|always]` / `execlayer deny ID` over REST.
+pub async fn decide(remote: &Remote, id: &str, approve: bool, remember: &str) -> anyhow::Result<()> {
     let verb = if approve { "approve" } else { "deny" };
+    let body = approve.then(|| json!({ "remember": remember }));
     let value = remote
         .ok(
             reqwest::Method::POST,
             &format!("/api/v1/execution/approvals/{id}/{verb}"),
-            None,
+            body,
         )
         .await?;
     println!(
-        "{} {id} for {}; {}",
-        if approve { "approved" } else { "denied" },
-        value["tool"].as_str().unwrap_or("?"),
-        if approve {
-            "the agent can now retry the call with this approval_id"
-        } else {
-            "a retry with this id will fail"
-        }
+        "{}",
+        decided_line(id, approve, value["tool"].as_str().unwrap_or("?"), remember, &value)
     );
     Ok(())
 }
@@ -213,4 +202,126 @@ pub async fn smoke(remote: &Remote) -> anyhow::Result<bool> {
     };
     step("git_status", status == 200 && git["is_error"] == false, detail);
     Ok(all)
+}
+
+/// How the current user's servers are reached without HTTP.
+pub struct Sockets {
+    pub dir: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl Sockets {
+    /// Asks every server; returns (socket, answer) for those that answered.
+    async fn ask_all(&self, request: &Value) -> Vec<(std::path::PathBuf, Value)> {
+        let mut answers = Vec::new();
+        for socket in crate::operator::servers(&self.dir) {
+            match crate::operator::ask(&socket, request).await {
+                Ok(answer) => answers.push((socket, answer)),
+                Err(e) => tracing::debug!(socket = %socket.display(), error = %e, "operator socket did not answer"),
+            }
+        }
+        answers
+    }
+
+    /// `execlayer approvals` over the sockets. `Ok(false)`: no server answered.
+    pub async fn approvals(&self) -> anyhow::Result<bool> {
+        let answers = self.ask_all(&json!({"op": "list"})).await;
+        if answers.is_empty() {
+            return Ok(false);
+        }
+        let mut total = 0;
+        for (_, answer) in &answers {
+            let server = &answer["server"];
+            let doors: Vec<&str> = server["doors"]
+                .as_array()
+                .map(|d| d.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let pending = answer["pending"].as_array().cloned().unwrap_or_default();
+            println!(
+                "server pid {}  workspace {}  doors: {}  ({} waiting)",
+                server["pid"],
+                server["workspace"].as_str().unwrap_or("?"),
+                doors.join(", "),
+                pending.len()
+            );
+            for a in pending {
+                total += 1;
+                print_pending(&a);
+            }
+        }
+        if total == 0 {
+            println!("no calls are waiting for approval");
+        }
+        Ok(true)
+    }
+
+    /// `execlayer approve|deny ID` over the sockets. `Ok(false)`: no server answered.
+    pub async fn decide(&self, id: &str, approve: bool, remember: &str) -> anyhow::Result<bool> {
+        let op = if approve { "approve" } else { "deny" };
+        let answers = self.ask_all(&json!({"op": op, "id": id, "remember": remember})).await;
+        if answers.is_empty() {
+            return Ok(false);
+        }
+        for (_, answer) in &answers {
+            if answer["ok"] == true {
+                let tool = answer["approval"]["tool"].as_str().unwrap_or("?");
+                println!("{}", decided_line(id, approve, tool, remember, &answer["approval"]));
+                return Ok(true);
+            }
+            if answer["kind"] != "unknown" {
+                anyhow::bail!("{}", answer["error"].as_str().unwrap_or("the server refused"));
+            }
+        }
+        anyhow::bail!(
+            "no running execlayer server of this user holds approval {id} ({} asked); it may have expired or been used. Run `execlayer approvals` to see what is waiting",
+            answers.len()
+        )
+    }
+}
+
+fn print_pending(a: &Value) {
+    println!(
+        "{}  {} ({} risk, via {})  waiting {}s, expires in {}s\n    {}",
+        a["id"].as_str().unwrap_or(""),
+        a["tool"].as_str().unwrap_or(""),
+        a["risk"].as_str().unwrap_or(""),
+        a["door"].as_str().unwrap_or("?"),
+        a["age_seconds"],
+        a["expires_in_seconds"],
+        a["preview"].as_str().unwrap_or("").replace('\n', "\n    ")
+    );
+    if let Some(choices) = a["remember"]["choices"].as_array() {
+        for c in choices.iter().skip(1) {
+            println!(
+                "    --remember {}: {}",
+                c["value"].as_str().unwrap_or(""),
+                c["title"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
+fn decided_line(id: &str, approve: bool, tool: &str, remember: &str, approval: &Value) -> String {
+    if !approve {
+        return format!("denied {id} for {tool}; a retry with this id will fail");
+    }
+    let what = approval["remember"]["what"].as_str().unwrap_or("this kind of call");
+    let remembered = match remember {
+        "session" => format!("; {what} is allowed for the rest of that session"),
+        "always" => format!("; {what} is allowed from now on (an allow rule was added to the policy file)"),
+        _ => String::new(),
+    };
+    format!("approved {id} for {tool}{remembered}; the agent can now retry the call with this approval_id")
+}
+
+/// `execlayer rules`: the rules of a policy file, numbered as the audit log names them.
+pub fn print_rules(policy: &crate::policy::Policy) {
+    println!("approval_mode: {}", policy.approval_mode.as_str());
+    if policy.rules.is_empty() {
+        println!("no rules: every call is decided by its tool's risk level");
+    }
+    for (i, rule) in policy.rules.rules().iter().enumerate() {
+        let reason = rule.reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default();
+        println!("rules[{i}]  {}{reason}", rule.summary());
+    }
 }

@@ -15,7 +15,10 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{ApprovalNote, AuditLog, AuditRecord, Decision, Door};
-use crate::policy::{ApprovalMode, PolicyStore, Risk};
+use crate::policy::{
+    ApprovalMode, MemorySessionAnswers, PolicyStore, Remember, RememberOffer, Risk, RuleDecision, SessionAnswers,
+    Subject, Verdict,
+};
 use crate::settings::Settings;
 use crate::tools::{APPROVAL_ID_ARG, BoxFuture, Progress, Registry, ToolContext, ToolSpec};
 use crate::workspace::Workspace;
@@ -29,6 +32,20 @@ pub enum GateError {
     InvalidArgs(String),
 }
 
+/// Why an operator's answer was not taken.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum OperatorError {
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{0}")]
+    NotPending(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// The approval state store could not be asked; nothing was decided.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// What an approver is asked: exactly what will happen.
 #[derive(Debug, Clone)]
 pub struct ApprovalQuestion {
@@ -39,24 +56,48 @@ pub struct ApprovalQuestion {
     /// Digest of the arguments the answer applies to.
     pub args_digest: String,
     pub timeout: Duration,
+    /// What a yes could be remembered as; `None`: only this call can be approved.
+    pub offer: Option<RememberOffer>,
+    /// The rule that asks, when a rule (not the risk) asked.
+    pub asked_by: Option<String>,
 }
 
 impl ApprovalQuestion {
     /// The message shown to the person who answers.
     pub fn message(&self) -> String {
+        let why = match &self.asked_by {
+            Some(rule) => format!("{rule} asks before every such call"),
+            None => format!("{} risk", self.risk.as_str()),
+        };
+        let remember = match &self.offer {
+            Some(o) => format!(
+                "\n\nremember: `once` approves only this call; {}`always` adds an allow rule for {} to the policy file.",
+                if o.session {
+                    format!("`session` allows {} for the rest of this session; ", o.what)
+                } else {
+                    String::new()
+                },
+                o.what
+            ),
+            None => String::new(),
+        };
         format!(
-            "execlayer asks to run `{}` ({} risk):\n{}\n\nApprove this call?",
-            self.tool,
-            self.risk.as_str(),
-            self.details
+            "execlayer asks to run `{}` ({why}):\n{}{remember}\n\nApprove this call?",
+            self.tool, self.details
         )
+    }
+
+    /// The `remember` values this question offers.
+    pub fn choices(&self) -> Vec<(Remember, String)> {
+        RememberOffer::choices(self.offer.as_ref())
     }
 }
 
 /// An approver's answer. Anything but an explicit yes is a no.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalAnswer {
-    Approved,
+    /// Yes, remembered for as long as it says.
+    Approved(Remember),
     /// Declined, cancelled, malformed, errored or timed out; the reason says which.
     Denied(String),
 }
@@ -77,7 +118,11 @@ pub enum ApprovalSource<'a> {
     /// Return [`CallOutcome::NeedsInput`] instead of refusing (2026-07-28 `input_required`).
     Defer,
     /// The door already verified a yes bound to these exact arguments.
-    Granted { via: &'static str, id: Option<String> },
+    Granted {
+        via: &'static str,
+        id: Option<String>,
+        remember: Remember,
+    },
     /// The door already has a no (or a retry it could not verify).
     Refused { via: &'static str, reason: String },
 }
@@ -89,6 +134,9 @@ pub struct Caller {
     pub client: Option<String>,
     /// Playbook run id and step index, for steps.
     pub run: Option<(String, usize)>,
+    /// The MCP session (the stdio connection, the `Mcp-Session-Id`), when there
+    /// is one: session answers are bound to it.
+    pub session: Option<String>,
 }
 
 impl Caller {
@@ -97,6 +145,7 @@ impl Caller {
             door,
             client: None,
             run: None,
+            session: None,
         }
     }
 }
@@ -104,7 +153,11 @@ impl Caller {
 /// The answer to a call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolResponse {
+    /// The main text (for a result with notes, without them).
     pub text: String,
+    /// Every content block in order when there is more than `text` (notes,
+    /// several files); empty means one block holding `text`.
+    pub blocks: Vec<crate::tools::Block>,
     /// Structured content; present only when it conforms to the output schema.
     pub structured: Option<Value>,
     pub is_error: bool,
@@ -117,6 +170,7 @@ impl ToolResponse {
     fn refused(decision: Decision, text: String) -> Self {
         Self {
             text,
+            blocks: Vec::new(),
             structured: None,
             is_error: true,
             decision,
@@ -145,6 +199,10 @@ pub struct Engine {
     pub state: Arc<dyn crate::state::StateStore>,
     pub audit: AuditLog,
     pub registry: Registry,
+    /// Yes answers remembered for a session.
+    pub sessions: Arc<dyn SessionAnswers>,
+    /// The HTTP door's address, when one is open (named in refusals).
+    pub http_door: std::sync::OnceLock<String>,
 }
 
 /// Per-call extras from the door.
@@ -168,7 +226,7 @@ impl Engine {
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
-        let registry = Registry::builtin();
+        let registry = Registry::for_settings(&settings);
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         let audit = AuditLog::open(&settings.audit_log)
             .map_err(|e| anyhow::anyhow!("EXECUTION_AUDIT_LOG {}: {e}", settings.audit_log.display()))?;
@@ -182,6 +240,8 @@ impl Engine {
             state,
             audit,
             registry,
+            sessions: Arc::new(MemorySessionAnswers::default()),
+            http_door: std::sync::OnceLock::new(),
         }))
     }
 
@@ -313,7 +373,65 @@ impl Engine {
         record.risk = risk;
         record.args_digest = digest.clone();
 
-        let needs_approval = policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium;
+        // Rules first (a dry run changes nothing and is not judged by them).
+        // What the call touches is worked out only when a rule, a remembered
+        // answer or a question may need it.
+        let inner = prepared.inner_calls();
+        let may_ask = policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium;
+        let subject = if dry_run || !(may_ask || !inner.is_empty() || policy.rules.mentions(tool_name)) {
+            Subject::default()
+        } else {
+            prepared.subject(&ctx)
+        };
+        let verdict = if dry_run {
+            None
+        } else {
+            self.rule_verdict(&policy, tool_name, &subject, &inner, &ctx)
+        };
+        if let Some(v) = &verdict {
+            record.rule = Some(v.label());
+        }
+        if let Some(v) = verdict.as_ref().filter(|v| v.decision == RuleDecision::Forbid) {
+            record.approval = Some(ApprovalNote {
+                via: "rule".into(),
+                id: None,
+                answer: Some("forbidden".into()),
+            });
+            let reason = v.rule.reason.as_deref().unwrap_or("no reason given");
+            let text = format!(
+                "forbidden: `{tool_name}` did not run; {} forbids it ({reason}). No approval can allow this call: do it another way, or ask the operator to change the policy's rules.",
+                v.label()
+            );
+            let response = ToolResponse::refused(Decision::Denied, text);
+            return Ok(CallOutcome::Done(self.finish(record, started, response)));
+        }
+        let rule_asks = verdict.as_ref().is_some_and(|v| v.decision == RuleDecision::Ask);
+        let rule_allows = verdict.as_ref().is_some_and(|v| v.decision == RuleDecision::Allow);
+        if rule_allows {
+            record.approval = Some(ApprovalNote {
+                via: "rule".into(),
+                id: None,
+                answer: Some("allowed".into()),
+            });
+        }
+        let mut needs_approval = rule_asks
+            || (!rule_allows && policy.approval_mode == ApprovalMode::RequireApproval && risk >= Risk::Medium);
+
+        // A yes this session remembered (an `ask` rule asks every time).
+        if needs_approval
+            && !rule_asks
+            && let Some(session) = &caller.session
+            && let Some(remembered) = self.sessions.find(session, tool_name, &subject)
+        {
+            record.rule = Some(format!("session: {}", remembered.rule.summary()));
+            record.approval = Some(ApprovalNote {
+                via: "remembered".into(),
+                id: None,
+                answer: Some("approved".into()),
+            });
+            needs_approval = false;
+        }
+
         // A human is never asked about a call that would fail anyway.
         if needs_approval && let Err(e) = prepared.check(&ctx) {
             let response = ToolResponse::refused(
@@ -326,13 +444,29 @@ impl Engine {
             return Ok(CallOutcome::Done(self.finish(record, started, response)));
         }
         if needs_approval {
+            let offer = if rule_asks {
+                None
+            } else {
+                RememberOffer::for_call(
+                    tool_name,
+                    &subject,
+                    &self.settings.shell_allowlist,
+                    caller.session.is_some(),
+                )
+            };
             let question = || ApprovalQuestion {
                 tool: tool_name.to_owned(),
                 risk,
                 details: prepared.describe(&ctx),
                 args_digest: digest.clone(),
                 timeout: Duration::from_secs(policy.approval_timeout_seconds),
+                offer: offer.clone(),
+                asked_by: verdict.as_ref().filter(|_| rule_asks).map(|v| match &v.rule.reason {
+                    Some(reason) => format!("{} ({reason})", v.label()),
+                    None => v.label(),
+                }),
             };
+            let who = caller.client.clone().unwrap_or_else(|| "client".into());
             if let Some(id) = approval_id {
                 match self.state.consume(&id, tool_name, &digest).await {
                     Ok(granted) => {
@@ -354,54 +488,17 @@ impl Engine {
                     }
                 }
             } else {
-                match approval {
-                    ApprovalSource::Granted { via, id } => {
-                        record.approval = Some(ApprovalNote {
-                            via: via.into(),
-                            id,
-                            answer: Some("approved".into()),
-                        });
-                    }
+                let (via, id, answer) = match approval {
+                    ApprovalSource::Granted { via, id, remember } => (via, id, ApprovalAnswer::Approved(remember)),
                     ApprovalSource::Defer => return Ok(CallOutcome::NeedsInput(question())),
-                    ApprovalSource::Refused { via, reason } => {
-                        record.approval = Some(ApprovalNote {
-                            via: via.into(),
-                            id: None,
-                            answer: Some(reason.clone()),
-                        });
-                        let response = ToolResponse::refused(
-                            Decision::Denied,
-                            format!("denied: {tool_name} did not run ({reason})"),
-                        );
-                        return Ok(CallOutcome::Done(self.finish(record, started, response)));
-                    }
+                    ApprovalSource::Refused { via, reason } => (via, None, ApprovalAnswer::Denied(reason)),
                     ApprovalSource::Ask(approver) => {
                         let q = question();
                         let answer = tokio::select! {
                             a = approver.ask(&q) => a,
                             _ = opts.cancel.cancelled() => ApprovalAnswer::Denied("the request was cancelled".into()),
                         };
-                        match answer {
-                            ApprovalAnswer::Approved => {
-                                record.approval = Some(ApprovalNote {
-                                    via: approver.channel().into(),
-                                    id: None,
-                                    answer: Some("approved".into()),
-                                });
-                            }
-                            ApprovalAnswer::Denied(reason) => {
-                                record.approval = Some(ApprovalNote {
-                                    via: approver.channel().into(),
-                                    id: None,
-                                    answer: Some(reason.clone()),
-                                });
-                                let response = ToolResponse::refused(
-                                    Decision::Denied,
-                                    format!("denied: {tool_name} did not run ({reason})"),
-                                );
-                                return Ok(CallOutcome::Done(self.finish(record, started, response)));
-                            }
-                        }
+                        (approver.channel(), None, answer)
                     }
                     ApprovalSource::IdOnly => {
                         let q = question();
@@ -419,22 +516,61 @@ impl Engine {
                                 return Ok(CallOutcome::Done(self.finish(record, started, response)));
                             }
                         };
+                        let door = serde_json::to_value(caller.door)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        if let Err(e) = self
+                            .state
+                            .annotate(&pending.id, offer.clone(), caller.session.clone(), &door)
+                            .await
+                        {
+                            tracing::warn!(id = %pending.id, error = %e, "could not note the remember offer on a pending approval");
+                        }
                         record.approval = Some(ApprovalNote {
                             via: "operator".into(),
                             id: Some(pending.id.clone()),
                             answer: Some("pending".into()),
                         });
-                        let text = format!(
-                            "approval required: `{tool_name}` is {} risk and this server requires a human yes.\nWhat it would do: {}\nAsk an operator to approve id {} (`execlayer approve {}`, the dashboard, or POST /api/v1/execution/approvals/{}/approve), then retry the same call with \"approval_id\": \"{}\".",
-                            risk.as_str(),
-                            q.details,
-                            pending.id,
-                            pending.id,
-                            pending.id,
-                            pending.id
-                        );
+                        let text = self.approval_required_text(tool_name, &q, &pending.id);
                         let mut response = ToolResponse::refused(Decision::ApprovalRequired, text);
                         response.pending_id = Some(pending.id);
+                        return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                    }
+                };
+                match answer {
+                    ApprovalAnswer::Approved(remember) => {
+                        record.approval = Some(ApprovalNote {
+                            via: via.into(),
+                            id,
+                            answer: Some("approved".into()),
+                        });
+                        if remember != Remember::Once {
+                            match self.remember(remember, offer.as_ref(), caller.session.as_deref(), &who, via) {
+                                Ok(label) => {
+                                    record.remember = Some(remember.as_str().into());
+                                    record.rule = Some(label);
+                                }
+                                Err(reason) => {
+                                    let response = ToolResponse::refused(
+                                        Decision::Denied,
+                                        format!("denied: {tool_name} did not run ({reason})"),
+                                    );
+                                    return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                                }
+                            }
+                        }
+                    }
+                    ApprovalAnswer::Denied(reason) => {
+                        record.approval = Some(ApprovalNote {
+                            via: via.into(),
+                            id,
+                            answer: Some(reason.clone()),
+                        });
+                        let response = ToolResponse::refused(
+                            Decision::Denied,
+                            format!("denied: {tool_name} did not run ({reason})"),
+                        );
                         return Ok(CallOutcome::Done(self.finish(record, started, response)));
                     }
                 }
@@ -445,6 +581,7 @@ impl Engine {
         let response = match result {
             Ok(output) => ToolResponse {
                 text: output.text,
+                blocks: output.blocks,
                 structured: Some(output.structured),
                 is_error: output.is_error,
                 decision: Decision::Allowed,
@@ -452,6 +589,7 @@ impl Engine {
             },
             Err(e) => ToolResponse {
                 text: e.message,
+                blocks: Vec::new(),
                 structured: None,
                 is_error: true,
                 decision: Decision::Allowed,
@@ -459,6 +597,177 @@ impl Engine {
             },
         };
         Ok(CallOutcome::Done(self.finish(record, started, response)))
+    }
+
+    /// The rule that decides a call, if any. For a playbook its steps count
+    /// too: a step a rule forbids (or asks about) decides the run, and a run
+    /// whose every risky step a rule allows is allowed.
+    pub fn rule_verdict(
+        &self,
+        policy: &crate::policy::Policy,
+        tool: &str,
+        subject: &Subject,
+        inner: &[(String, Value)],
+        ctx: &ToolContext,
+    ) -> Option<Verdict> {
+        if policy.rules.is_empty() {
+            return None;
+        }
+        let own = policy.rules.evaluate(tool, subject);
+        if inner.is_empty() {
+            return own;
+        }
+        let mut strictest = own.filter(|v| v.decision != RuleDecision::Allow);
+        let mut first_allow = None;
+        let mut unruled_risky = false;
+        for (step_tool, args) in inner {
+            let Some(mut step) = self.registry.get(step_tool).and_then(|t| t.prepare(args.clone()).ok()) else {
+                continue;
+            };
+            if step.dry_run() {
+                continue;
+            }
+            let step_subject = if step.bind(ctx).is_ok() {
+                step.subject(ctx)
+            } else {
+                Subject::default()
+            };
+            match policy.rules.evaluate(step_tool, &step_subject) {
+                Some(v) if v.decision == RuleDecision::Allow => {
+                    first_allow.get_or_insert(v);
+                }
+                Some(v) => {
+                    if strictest.as_ref().is_none_or(|s| v.decision > s.decision) {
+                        strictest = Some(v);
+                    }
+                }
+                None => unruled_risky |= step.risk(policy, policy.risk(step_tool)) >= Risk::Medium,
+            }
+        }
+        strictest.or(if unruled_risky { None } else { first_allow })
+    }
+
+    /// Remembers a yes: for the session (bound to `session`), or for good (an
+    /// `allow` rule appended to the policy file). Returns how the rule is named.
+    pub fn remember(
+        &self,
+        remember: Remember,
+        offer: Option<&RememberOffer>,
+        session: Option<&str>,
+        who: &str,
+        how: &str,
+    ) -> Result<String, String> {
+        let offer = offer.ok_or("nothing about this call can be remembered; approve it once")?;
+        match remember {
+            Remember::Once => Ok(String::new()),
+            Remember::Session => {
+                let session = session.filter(|_| offer.session).ok_or(
+                    "`remember: session` needs an MCP session, and this call has none; approve it once or always",
+                )?;
+                self.sessions.remember(session, offer.rule.clone())?;
+                Ok(format!("session: {}", offer.rule.summary()))
+            }
+            Remember::Always => {
+                let mut index = 0;
+                self.policy
+                    .update(|p| {
+                        index = match p.rules.position(&offer.rule) {
+                            Some(i) => i,
+                            None => p.rules.push(offer.rule.clone())?,
+                        };
+                        Ok(())
+                    })
+                    .map_err(|e| format!("cannot add the rule to the policy file: {e}"))?;
+                let label = format!("rules[{index}] {}", offer.rule.summary());
+                tracing::info!(rule = %label, %who, %how, "remembered an approval as a policy rule");
+                Ok(label)
+            }
+        }
+    }
+
+    /// An operator's answer to pending approval `id`, optionally remembered.
+    /// A `remember` the pending call cannot take is refused before anything is decided.
+    pub async fn decide_operator(
+        &self,
+        id: &str,
+        approve: bool,
+        remember: Remember,
+        by: &str,
+        via: &str,
+    ) -> Result<crate::policy::Approval, OperatorError> {
+        if approve && remember != Remember::Once {
+            let pending = self
+                .state
+                .get(id)
+                .await
+                .map_err(|e| OperatorError::Unavailable(e.to_string()))?
+                .ok_or_else(|| {
+                    OperatorError::Unknown(crate::policy::ApprovalError::Unknown(id.to_owned()).to_string())
+                })?;
+            match (&pending.remember, remember) {
+                (None, _) => {
+                    return Err(OperatorError::Invalid(format!(
+                        "approval {id} cannot be remembered (nothing about the call can be named as a rule); approve it without --remember"
+                    )));
+                }
+                (Some(o), Remember::Session) if !o.session || pending.session.is_none() => {
+                    return Err(OperatorError::Invalid(format!(
+                        "approval {id} came from a call without an MCP session; use --remember always, or no --remember"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let ttl = Duration::from_secs(self.policy.current().approval_ttl_seconds);
+        let decided = self.state.decide(id, approve, by, ttl).await.map_err(|e| match e {
+            crate::policy::ApprovalError::NotPending(_) => OperatorError::NotPending(e.to_string()),
+            crate::policy::ApprovalError::Unavailable { .. } => OperatorError::Unavailable(e.to_string()),
+            _ => OperatorError::Unknown(e.to_string()),
+        })?;
+        let mut label = None;
+        if approve && remember != Remember::Once {
+            match self.remember(remember, decided.remember.as_ref(), decided.session.as_deref(), by, via) {
+                Ok(l) => label = Some(l),
+                Err(e) => {
+                    self.record_operator(&decided, approve, via, None);
+                    return Err(OperatorError::Invalid(format!(
+                        "approved {id} for this one call, but could not remember it: {e}"
+                    )));
+                }
+            }
+        }
+        self.record_operator(&decided, approve, via, label.map(|l| (remember, l)));
+        Ok(decided)
+    }
+
+    /// The refusal a call without an interactive approver gets: the pending id
+    /// and the ways to approve it that work for this server.
+    fn approval_required_text(&self, tool_name: &str, q: &ApprovalQuestion, id: &str) -> String {
+        let why = match &q.asked_by {
+            Some(rule) => format!("{rule} asks before every such call"),
+            None => format!(
+                "`{tool_name}` is {} risk and this server requires a human yes",
+                q.risk.as_str()
+            ),
+        };
+        let remember = match &q.offer {
+            Some(o) if o.session => format!(
+                " (add `--remember session` to allow {} for the rest of this session, or `--remember always` to add an allow rule)",
+                o.what
+            ),
+            Some(o) => format!(" (add `--remember always` to allow {} from now on)", o.what),
+            None => String::new(),
+        };
+        let http = match self.http_door.get() {
+            Some(addr) => format!(
+                ", the dashboard at http://{addr}/, or POST http://{addr}/api/v1/execution/approvals/{id}/approve"
+            ),
+            None => String::new(),
+        };
+        format!(
+            "approval required: {why}.\nWhat it would do: {}\nAsk an operator to approve id {id}: `execlayer approve {id}`{remember}{http}. Then retry the same call with \"approval_id\": \"{id}\".",
+            q.details
+        )
     }
 
     /// The digest an approval of this call must be bound to (for a playbook,
@@ -485,8 +794,15 @@ impl Engine {
         }
     }
 
-    /// Audits an operator's answer to an approval (granted, approved or denied).
-    pub fn record_operator(&self, approval: &crate::policy::Approval, approve: bool, via: &str) {
+    /// Audits an operator's answer to an approval (granted, approved or denied),
+    /// and what it was remembered as.
+    pub fn record_operator(
+        &self,
+        approval: &crate::policy::Approval,
+        approve: bool,
+        via: &str,
+        remembered: Option<(Remember, String)>,
+    ) {
         let decision = if approve { Decision::Allowed } else { Decision::Denied };
         let mut record = AuditRecord::new(Door::Rest, &approval.tool, approval.risk, decision);
         record.client = Some("operator".into());
@@ -497,6 +813,10 @@ impl Engine {
             id: Some(approval.id.clone()),
             answer: Some(if approve { "approved" } else { "denied" }.into()),
         });
+        if let Some((remember, rule)) = remembered {
+            record.remember = Some(remember.as_str().into());
+            record.rule = Some(rule);
+        }
         if let Err(e) = self.audit.append(&record) {
             tracing::error!(error = %e, "cannot append to the audit log");
         }

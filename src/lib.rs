@@ -6,7 +6,8 @@
 //!
 //! Module map:
 //! - [`settings`]: environment and `.env` → validated [`settings::Settings`].
-//! - [`policy`]: the policy file, the live policy.
+//! - [`command`]: the command grammar: argv splitting, shell operators, the allowlist, git's options.
+//! - [`policy`]: the policy file, the live policy, approval rules, remembered answers.
 //! - [`state`]: approval ids, used `requestState`s, session answers (memory or Redis).
 //! - [`workspace`]: path confinement ([`workspace::WorkspacePath`]).
 //! - [`engine`]: the gate.
@@ -21,18 +22,21 @@
 //! - [`http`]: axum: Streamable HTTP, legacy SSE, REST, the token and Host/Origin guard.
 //! - [`server`]: starting the doors and the background tasks.
 //! - [`schemas`]: generated JSON schemas of the tools and the policy file.
-//! - [`cli`]: operator commands against a running server (approve, deny, tools, audit, smoke).
+//! - [`cli`]: operator commands against running servers (approve, deny, tools, audit, rules, smoke).
+//! - [`operator`]: the per-user Unix socket every server answers approvals on.
 //! - [`fsutil`]: atomic writes and small file helpers.
 
 pub mod audit;
 pub mod brain;
 pub mod cli;
+pub mod command;
 pub mod engine;
 pub mod fsutil;
 pub mod git;
 pub mod http;
 pub mod mcp;
 pub mod ollama;
+pub mod operator;
 pub mod patch;
 pub mod playbook;
 pub mod policy;

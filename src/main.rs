@@ -42,20 +42,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the calls waiting for approval on a running server.
-    Approvals(RemoteArgs),
+    /// List the calls waiting for approval on every execlayer server of this user
+    /// (through their operator sockets), or on the server at --url.
+    Approvals(OperatorArgs),
     /// Approve a pending call (the agent then retries with this approval_id).
     Approve {
         id: String,
+        /// Also allow calls of the same kind: for the rest of the caller's MCP session,
+        /// or always (adds an allow rule to the policy file). Default: this call only.
+        #[arg(long, value_parser = ["once", "session", "always"], default_value = "once")]
+        remember: String,
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: OperatorArgs,
     },
     /// Deny a pending call.
     Deny {
         id: String,
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: OperatorArgs,
     },
+    /// List the policy file's rules, numbered as audit lines name them.
+    Rules,
     /// List tools, or enable / disable one (persisted in the policy file).
     Tools {
         #[command(subcommand)]
@@ -101,6 +108,13 @@ struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+}
+
+#[derive(Args, Clone)]
+struct OperatorArgs {
+    /// Talk to the server at this base URL over HTTP instead of the operator sockets.
+    #[arg(long, env = "EXECLAYER_URL")]
+    url: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -150,6 +164,36 @@ fn remote(args: &RemoteArgs) -> anyhow::Result<Remote> {
     Remote::new(&args.url, token.filter(|t| !t.is_empty()))
 }
 
+/// The operator sockets of this user's servers.
+fn sockets() -> anyhow::Result<cli::Sockets> {
+    let dir = execlayer::operator::default_socket_dir().ok_or_else(|| {
+        anyhow::anyhow!("cannot find the operator sockets: set XDG_RUNTIME_DIR or HOME, or pass --url")
+    })?;
+    Ok(cli::Sockets { dir })
+}
+
+/// With no server on the sockets, the HTTP server at the default address, as before.
+fn http_of(args: &OperatorArgs) -> RemoteArgs {
+    RemoteArgs {
+        url: args.url.clone().unwrap_or_else(|| "http://127.0.0.1:8765".into()),
+    }
+}
+
+/// When neither a socket nor the default HTTP address answered, say both were tried.
+fn no_server_found(args: &OperatorArgs, result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match (&args.url, result) {
+        (None, Err(e)) => {
+            let dir = execlayer::operator::default_socket_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            Err(e.context(format!(
+                "no execlayer server of this user answered on an operator socket in {dir}, nor over HTTP; is a server running as this user? (give --url for a server elsewhere)"
+            )))
+        }
+        (_, result) => result,
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Schemas { out } => {
@@ -182,12 +226,38 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             rt.shutdown_timeout(std::time::Duration::from_millis(200));
             result.map(|()| true)
         }
-        Command::Approvals(r) => runtime()?.block_on(async { cli::approvals(&remote(&r)?).await.map(|()| true) }),
-        Command::Approve { id, remote: r } => {
-            runtime()?.block_on(async { cli::decide(&remote(&r)?, &id, true).await.map(|()| true) })
-        }
-        Command::Deny { id, remote: r } => {
-            runtime()?.block_on(async { cli::decide(&remote(&r)?, &id, false).await.map(|()| true) })
+        Command::Approvals(r) => runtime()?.block_on(async {
+            if r.url.is_none() && sockets()?.approvals().await? {
+                return Ok(true);
+            }
+            let result = cli::approvals(&remote(&http_of(&r))?).await;
+            no_server_found(&r, result).map(|()| true)
+        }),
+        Command::Approve {
+            id,
+            remember,
+            remote: r,
+        } => runtime()?.block_on(async {
+            if r.url.is_none() && sockets()?.decide(&id, true, &remember).await? {
+                return Ok(true);
+            }
+            let result = cli::decide(&remote(&http_of(&r))?, &id, true, &remember).await;
+            no_server_found(&r, result).map(|()| true)
+        }),
+        Command::Deny { id, remote: r } => runtime()?.block_on(async {
+            if r.url.is_none() && sockets()?.decide(&id, false, "once").await? {
+                return Ok(true);
+            }
+            let result = cli::decide(&remote(&http_of(&r))?, &id, false, "once").await;
+            no_server_found(&r, result).map(|()| true)
+        }),
+        Command::Rules => {
+            let settings = Settings::load(&std::env::current_dir()?)?;
+            let risks = execlayer::tools::Registry::builtin().risks();
+            let policy = execlayer::policy::PolicyFile::load(&settings.config_path, &risks)?;
+            println!("policy file: {}", settings.config_path.display());
+            cli::print_rules(&policy);
+            Ok(true)
         }
         Command::Tools { action, remote: r } => runtime()?.block_on(async {
             let toggle = match &action {
@@ -220,6 +290,10 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let core = Core::start(engine, shutdown.clone())?;
     let stdio = args.stdio || args.http.is_none();
+    let mut doors: Vec<String> = Vec::new();
+    if stdio {
+        doors.push("stdio".into());
+    }
     tracing::info!(
         workspace = %core.engine.workspace.root().display(),
         policy = %core.engine.policy.path().display(),
@@ -232,6 +306,7 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr()?;
+            doors.push(format!("http://{local}"));
             tracing::info!(%local, "execlayer serving HTTP: /mcp, /sse, /api/v1, dashboard at http://{local}/");
             let options = HttpOptions {
                 allowed_hosts: args.allowed_host.clone(),
@@ -246,6 +321,26 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             )))
         }
         None => None,
+    };
+    // The operator channel: approvals answerable in every mode, stdio included.
+    let _operator = match execlayer::operator::default_socket_dir() {
+        Some(dir) => {
+            let info = execlayer::operator::ServerInfo {
+                workspace: core.engine.workspace.root().display().to_string(),
+                doors,
+            };
+            match execlayer::operator::start(&core, &dir, info, shutdown.clone()) {
+                Ok(socket) => Some(socket),
+                Err(e) => {
+                    tracing::warn!(error = %e, dir = %dir.display(), "no operator socket: `execlayer approve` cannot reach this server");
+                    None
+                }
+            }
+        }
+        None => {
+            tracing::warn!("no operator socket: neither XDG_RUNTIME_DIR nor HOME is set");
+            None
+        }
     };
     let result = if stdio {
         tracing::info!("execlayer serving MCP on stdio");

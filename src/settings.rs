@@ -305,22 +305,14 @@ fn parse_u64(
     Ok(n)
 }
 
-/// Splits `git status,cargo test` into `[["git","status"],["cargo","test"]]`.
+/// Splits `git status,cargo test` into `[["git","status"],["cargo","test"]]`;
+/// each entry is read with the command grammar ([`crate::command`]).
 pub fn parse_allowlist(value: &str) -> Result<Vec<Vec<String>>, SettingsError> {
     let mut rules = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let words =
-            shell_words::split(entry).map_err(|e| invalid("SHELL_ALLOWLIST", format!("entry {entry:?}: {e}")))?;
-        if words.is_empty() {
-            continue;
-        }
-        if let Some(bad) = words.iter().find(|w| crate::tools::shell_exec::has_metachar(w)) {
-            return Err(invalid(
-                "SHELL_ALLOWLIST",
-                format!("entry {entry:?} has shell metacharacters in {bad:?}"),
-            ));
-        }
-        rules.push(words);
+        let words = crate::command::parse_entry(entry)
+            .map_err(|e| invalid("SHELL_ALLOWLIST", format!("entry {entry:?}: {e}")))?;
+        rules.extend(words);
     }
     Ok(rules)
 }

@@ -122,6 +122,9 @@ pub async fn serve_http(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt;
+    if let Ok(addr) = listener.local_addr() {
+        let _ = core.engine.http_door.set(addr.to_string());
+    }
     let app = router(core, &options, shutdown.clone());
     // Small JSON answers must not wait for delayed ACKs (Nagle): ~40 ms each.
     let listener = listener.tap_io(|tcp| {

@@ -14,8 +14,9 @@ use serde_json::{Map, Value, json};
 
 use super::json_error;
 use crate::audit::{Decision, Door};
+use crate::engine::OperatorError;
 use crate::engine::{ApprovalSource, CallOptions, CallOutcome, Caller, GateError};
-use crate::policy::{Approval, ApprovalError, ApprovalMode};
+use crate::policy::{Approval, ApprovalError, ApprovalMode, Remember, Rule, RuleSet};
 use crate::server::Core;
 use crate::tools::APPROVAL_ID_ARG;
 
@@ -30,6 +31,7 @@ pub fn routes(core: Core) -> Router {
         .route("/execution/approvals/{id}/deny", post(deny))
         .route("/execution/audit", get(audit))
         .route("/execution/config", get(get_config).put(put_config))
+        .route("/execution/rules", get(get_rules).put(put_rules))
         .route("/brain/status", get(brain_status))
         .route("/execution/stats", get(stats))
         .route("/execution/playbooks", get(playbooks))
@@ -167,14 +169,23 @@ async fn run_call(core: &Core, headers: &http::HeaderMap, body: RunBody) -> Resp
                 })),
             )
                 .into_response(),
-            _ => Json(json!({
-                "tool_name": body.tool_name,
-                "ok": !r.is_error,
-                "is_error": r.is_error,
-                "result": r.structured,
-                "text": r.text,
-            }))
-            .into_response(),
+            _ => {
+                // `text` is the main text (a file's text without execlayer's
+                // notes); `notes` holds the notes; `blocks`, present when there
+                // is more than one block, holds every block in order.
+                let mut answer = json!({
+                    "tool_name": body.tool_name,
+                    "ok": !r.is_error,
+                    "is_error": r.is_error,
+                    "result": r.structured,
+                    "text": r.text,
+                    "notes": r.blocks.iter().filter(|b| b.note).map(|b| b.text.as_str()).collect::<Vec<_>>(),
+                });
+                if !r.blocks.is_empty() {
+                    answer["blocks"] = json!(r.blocks);
+                }
+                Json(answer).into_response()
+            }
         },
     }
 }
@@ -185,9 +196,22 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn approval_json(a: &Approval) -> Value {
+/// An approval as the REST API and the operator socket show it.
+pub fn approval_json(a: &Approval) -> Value {
     let now = SystemTime::now();
+    let remember = a.remember.as_ref().map(|o| {
+        json!({
+            "what": o.what,
+            "choices": crate::policy::RememberOffer::choices(Some(o))
+                .into_iter()
+                .filter(|(r, _)| *r != Remember::Session || a.session.is_some())
+                .map(|(r, title)| json!({"value": r.as_str(), "title": title}))
+                .collect::<Vec<_>>(),
+        })
+    });
     json!({
+        "remember": remember,
+        "door": a.door,
         "id": a.id,
         "tool": a.tool,
         "risk": a.risk,
@@ -221,7 +245,7 @@ async fn grant(State(core): State<Core>, Query(q): Query<GrantQuery>) -> Respons
         Ok(a) => a,
         Err(e) => return store_error(e),
     };
-    core.engine.record_operator(&a, true, "operator");
+    core.engine.record_operator(&a, true, "operator", None);
     Json(json!({
         "approval_id": a.id,
         "tool_name": a.tool,
@@ -250,25 +274,71 @@ async fn pending(State(core): State<Core>) -> Response {
     }
 }
 
-async fn decide(core: &Core, id: &str, approve: bool) -> Response {
-    let ttl = Duration::from_secs(core.engine.policy.current().approval_ttl_seconds);
-    match core.engine.state.decide(id, approve, "operator (REST)", ttl).await {
+/// An operator's answer: `{"remember": "once" | "session" | "always"}` (optional).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    #[serde(default)]
+    remember: Option<String>,
+}
+
+async fn decide(core: &Core, id: &str, approve: bool, remember: Remember) -> Response {
+    match core
+        .engine
+        .decide_operator(id, approve, remember, "operator (REST)", "operator (REST)")
+        .await
+    {
         Ok(a) => {
-            core.engine.record_operator(&a, approve, "operator");
-            Json(approval_json(&a)).into_response()
+            let mut body = approval_json(&a);
+            body["remembered"] = json!(remember.as_str());
+            Json(body).into_response()
         }
-        Err(e @ ApprovalError::NotPending(_)) => json_error(StatusCode::CONFLICT, "not pending", Some(e.to_string())),
-        Err(e @ ApprovalError::Unavailable { .. }) => store_error(e),
-        Err(e) => json_error(StatusCode::NOT_FOUND, "unknown approval", Some(e.to_string())),
+        Err(OperatorError::NotPending(e)) => json_error(StatusCode::CONFLICT, "not pending", Some(e)),
+        Err(OperatorError::Invalid(e)) => json_error(StatusCode::UNPROCESSABLE_ENTITY, "cannot remember", Some(e)),
+        Err(OperatorError::Unknown(e)) => json_error(StatusCode::NOT_FOUND, "unknown approval", Some(e)),
+        Err(OperatorError::Unavailable(e)) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "approval state store unavailable",
+            Some(e),
+        ),
     }
 }
 
-async fn approve(State(core): State<Core>, Path(id): Path<String>) -> Response {
-    decide(&core, &id, true).await
+async fn approve(State(core): State<Core>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(DecideBody::default())
+    } else {
+        serde_json::from_slice::<DecideBody>(&body)
+    };
+    let remember = match parsed {
+        Err(e) => {
+            return json_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid body",
+                Some(format!(
+                    "{e}; send nothing, or {{\"remember\": \"once\" | \"session\" | \"always\"}}"
+                )),
+            );
+        }
+        Ok(b) => match b.remember.as_deref() {
+            None => Remember::Once,
+            Some(text) => match Remember::parse(text) {
+                Some(r) => r,
+                None => {
+                    return json_error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid remember",
+                        Some(format!("`remember` is {text:?}; use once, session or always")),
+                    );
+                }
+            },
+        },
+    };
+    decide(&core, &id, true, remember).await
 }
 
 async fn deny(State(core): State<Core>, Path(id): Path<String>) -> Response {
-    decide(&core, &id, false).await
+    decide(&core, &id, false, Remember::Once).await
 }
 
 #[derive(Deserialize)]
@@ -354,6 +424,45 @@ async fn stats(State(core): State<Core>) -> Json<Value> {
 async fn brain_status(State(core): State<Core>) -> Json<Value> {
     let status = crate::brain::status(&core.engine.settings, &core.engine.policy.current()).await;
     Json(serde_json::to_value(status).unwrap_or(Value::Null))
+}
+
+async fn get_rules(State(core): State<Core>) -> Json<Value> {
+    Json(json!({ "rules": core.engine.policy.current().rules }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesBody {
+    rules: Vec<Rule>,
+}
+
+/// Replaces the rules, validated like the policy file (errors name the rule's index and field).
+async fn put_rules(
+    State(core): State<Core>,
+    body: Result<Json<RulesBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return rejected(e, "invalid rules"),
+    };
+    let result = core.engine.policy.update(|p| {
+        p.rules = RuleSet::new(body.rules)?;
+        Ok(())
+    });
+    match result {
+        Ok(policy) => {
+            tracing::info!(rules = policy.rules.len(), "rules replaced over REST");
+            Json(json!({ "rules": policy.rules })).into_response()
+        }
+        Err(e @ crate::policy::PolicyError::Invalid { .. }) => {
+            json_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid rules", Some(e.to_string()))
+        }
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot save the policy",
+            Some(e.to_string()),
+        ),
+    }
 }
 
 async fn get_config(State(core): State<Core>) -> Json<Value> {

@@ -9,6 +9,11 @@
 //!   sharing the state store (its nonce is consumed there, atomically).
 //! - Otherwise: the operator path (a pending approval id).
 //!
+//! The form has a required `approve` boolean and, when the call can be
+//! remembered, a `remember` titled enum (`once`, `session` where there is a
+//! session, `always`) whose titles say exactly what would be remembered. An
+//! answer with a `remember` value that was not offered is a no.
+//!
 //! Anything but an explicit yes is a no.
 
 use std::collections::BTreeMap;
@@ -16,8 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ElicitRequest, ElicitRequestParams, ElicitResult, ElicitationAction,
-    ElicitationSchema, InputRequest, InputRequiredResult, ProtocolVersion, RequestStateCodec, SealOptions,
+    CallToolRequestParams, CallToolResponse, ConstTitle, ElicitRequest, ElicitRequestParams, ElicitResult,
+    ElicitationAction, ElicitationSchema, EnumSchema, InputRequest, InputRequiredResult, PrimitiveSchemaDefinition,
+    ProtocolVersion, RequestStateCodec, SealOptions, SingleSelectEnumSchema, TitledSingleSelectEnumSchema,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, Peer, RoleServer};
@@ -25,13 +31,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::{ApprovalAnswer, ApprovalQuestion, ApprovalSource, Approver, call_digest};
+use crate::policy::Remember;
 use crate::state::StateStore;
 use crate::tools::BoxFuture;
 
 /// The key under which the approval question travels in `inputRequests`.
 pub const INPUT_KEY: &str = "approval";
-/// The one field of the approval form.
+/// The yes/no field of the approval form.
 pub const APPROVE_FIELD: &str = "approve";
+/// The field saying how long a yes lasts.
+pub const REMEMBER_FIELD: &str = "remember";
 
 /// Seals and checks `requestState` tokens; the state store remembers used
 /// ones until they expire.
@@ -46,6 +55,9 @@ struct SealedApproval {
     nonce: String,
     tool: String,
     digest: String,
+    /// The `remember` values the question offered.
+    #[serde(default)]
+    offered: Vec<Remember>,
 }
 
 impl Seals {
@@ -72,11 +84,19 @@ impl Seals {
     }
 
     /// A state bound to `tool` and `digest`, valid for `ttl`.
-    pub fn seal(&self, tool: &str, digest: &str, caller: &str, ttl: Duration) -> Result<String, McpError> {
+    pub fn seal(
+        &self,
+        tool: &str,
+        digest: &str,
+        caller: &str,
+        offered: Vec<Remember>,
+        ttl: Duration,
+    ) -> Result<String, McpError> {
         let payload = SealedApproval {
             nonce: crate::policy::approvals::new_id(),
             tool: tool.to_owned(),
             digest: digest.to_owned(),
+            offered,
         };
         let ad = Self::associated_data(tool, digest, caller);
         self.codec
@@ -84,9 +104,10 @@ impl Seals {
             .map_err(|e| McpError::internal_error(format!("cannot seal the request state: {e}"), None))
     }
 
-    /// Opens a state for `tool` and `digest` and marks it used. The error is
-    /// deliberately the same for every kind of failure, except a state store
-    /// that cannot be reached (then nothing is known, and the answer is no).
+    /// Opens a state for `tool` and `digest` and marks it used; returns the
+    /// `remember` values its question offered. The error is deliberately the
+    /// same for every kind of failure, except a state store that cannot be
+    /// reached (then nothing is known, and the answer is no).
     pub async fn open(
         &self,
         sealed: &str,
@@ -94,7 +115,7 @@ impl Seals {
         digest: &str,
         caller: &str,
         ttl: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<Remember>, String> {
         const REFUSED: &str = "the requestState is invalid, expired, already used, or was issued for other arguments; call the tool again without it";
         let ad = Self::associated_data(tool, digest, caller);
         let payload: SealedApproval = self.codec.open_json_with(sealed, &ad).map_err(|_| REFUSED.to_owned())?;
@@ -107,7 +128,7 @@ impl Seals {
             .consume_nonce(&payload.nonce, ttl + Duration::from_secs(60))
             .await
         {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(payload.offered),
             Ok(false) => Err(REFUSED.to_owned()),
             Err(e) => Err(e.to_string()),
         }
@@ -119,11 +140,30 @@ pub struct ElicitApprover {
     peer: Peer<RoleServer>,
 }
 
-/// The approval form: one required boolean.
-fn approval_schema() -> Result<ElicitationSchema, McpError> {
-    ElicitationSchema::builder()
-        .required_bool(APPROVE_FIELD)
-        .description("Set approve to true to run this call once; false (or decline) refuses it.")
+/// The approval form: a required boolean and, when the yes can be
+/// remembered, the titled `remember` choices.
+fn approval_schema(choices: &[(Remember, String)]) -> Result<ElicitationSchema, McpError> {
+    let mut builder = ElicitationSchema::builder().required_bool(APPROVE_FIELD);
+    let description = if choices.len() > 1 {
+        let mut one_of = TitledSingleSelectEnumSchema::new(
+            choices
+                .iter()
+                .map(|(value, title)| ConstTitle::new(value.as_str(), title.clone()))
+                .collect(),
+        );
+        one_of.title = Some("Remember".into());
+        one_of.description = Some("How long a yes lasts; a no is never remembered.".into());
+        one_of.default = Some(Remember::Once.as_str().into());
+        builder = builder.property(
+            REMEMBER_FIELD,
+            PrimitiveSchemaDefinition::Enum(EnumSchema::Single(SingleSelectEnumSchema::Titled(one_of))),
+        );
+        "Set approve to true to run this call (remember: once, or longer as offered); false (or decline) refuses it."
+    } else {
+        "Set approve to true to run this call once; false (or decline) refuses it."
+    };
+    builder
+        .description(description)
         .build()
         .map_err(|e| McpError::internal_error(format!("cannot build the approval form: {e}"), None))
 }
@@ -132,18 +172,31 @@ fn form(question: &ApprovalQuestion) -> Result<ElicitRequestParams, McpError> {
     Ok(ElicitRequestParams::FormElicitationParams {
         meta: None,
         message: question.message(),
-        requested_schema: approval_schema()?,
+        requested_schema: approval_schema(&question.choices())?,
     })
 }
 
-/// Reads an elicitation answer: only `accept` with `approve: true` is a yes.
-pub fn judge(result: &ElicitResult) -> ApprovalAnswer {
+/// Reads an elicitation answer: only `accept` with `approve: true` is a yes,
+/// and its `remember` (absent means once) must be one of `offered`.
+pub fn judge(result: &ElicitResult, offered: &[Remember]) -> ApprovalAnswer {
     match result.action {
-        ElicitationAction::Accept => match result.content.as_ref().and_then(|c| c.get(APPROVE_FIELD)) {
-            Some(Value::Bool(true)) => ApprovalAnswer::Approved,
-            Some(Value::Bool(false)) => ApprovalAnswer::Denied("the user answered no".into()),
-            _ => ApprovalAnswer::Denied("the answer did not say approve: true".into()),
-        },
+        ElicitationAction::Accept => {
+            let content = result.content.as_ref();
+            let remember = match content.and_then(|c| c.get(REMEMBER_FIELD)) {
+                None | Some(Value::Null) => Some(Remember::Once),
+                Some(Value::String(s)) => Remember::parse(s).filter(|r| offered.contains(r)),
+                Some(_) => None,
+            };
+            match (content.and_then(|c| c.get(APPROVE_FIELD)), remember) {
+                (Some(Value::Bool(true)), Some(remember)) => ApprovalAnswer::Approved(remember),
+                (Some(Value::Bool(false)), _) => ApprovalAnswer::Denied("the user answered no".into()),
+                (Some(Value::Bool(true)), None) => ApprovalAnswer::Denied(format!(
+                    "the answer's `remember` was not one of the offered values ({})",
+                    offered.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                )),
+                _ => ApprovalAnswer::Denied("the answer did not say approve: true".into()),
+            }
+        }
         ElicitationAction::Decline => ApprovalAnswer::Denied("the user declined".into()),
         ElicitationAction::Cancel => ApprovalAnswer::Denied("the user cancelled".into()),
         _ => ApprovalAnswer::Denied("the answer was not understood".into()),
@@ -166,7 +219,10 @@ impl Approver for ElicitApprover {
                 .create_elicitation_with_timeout(params, Some(question.timeout))
                 .await
             {
-                Ok(result) => judge(&result),
+                Ok(result) => {
+                    let offered: Vec<Remember> = question.choices().into_iter().map(|(r, _)| r).collect();
+                    judge(&result, &offered)
+                }
                 Err(rmcp::ServiceError::Timeout { .. }) => {
                     ApprovalAnswer::Denied(format!("no answer within {} s", question.timeout.as_secs()))
                 }
@@ -216,18 +272,19 @@ impl Channel {
             let digest = engine
                 .approval_digest(&request.name, request.arguments.as_ref())
                 .unwrap_or_else(|| call_digest(request.arguments.as_ref()));
-            if let Err(reason) = seals
+            let offered = match seals
                 .open(state, &request.name, &digest, &caller_name(context), ttl)
                 .await
             {
-                return Channel::Answered(ApprovalAnswer::Denied(reason));
-            }
+                Ok(offered) => offered,
+                Err(reason) => return Channel::Answered(ApprovalAnswer::Denied(reason)),
+            };
             let answer = request
                 .input_responses
                 .as_ref()
                 .and_then(|r| r.get(INPUT_KEY))
                 .map(|v| match serde_json::from_value::<ElicitResult>(v.clone()) {
-                    Ok(result) => judge(&result),
+                    Ok(result) => judge(&result, &offered),
                     Err(_) => ApprovalAnswer::Denied("the answer was not a valid elicitation result".into()),
                 })
                 .unwrap_or_else(|| {
@@ -255,9 +312,10 @@ impl Channel {
             Channel::IdOnly => ApprovalSource::IdOnly,
             Channel::Elicit(approver) => ApprovalSource::Ask(approver),
             Channel::Defer { .. } => ApprovalSource::Defer,
-            Channel::Answered(ApprovalAnswer::Approved) => ApprovalSource::Granted {
+            Channel::Answered(ApprovalAnswer::Approved(remember)) => ApprovalSource::Granted {
                 via: "input_required",
                 id: None,
+                remember: *remember,
             },
             Channel::Answered(ApprovalAnswer::Denied(reason)) => ApprovalSource::Refused {
                 via: "input_required",
@@ -275,7 +333,8 @@ impl Channel {
         let Channel::Defer { seals, caller } = self else {
             return Err(McpError::internal_error("approval needed but no channel can ask", None));
         };
-        let state = seals.seal(&request.name, &question.args_digest, caller, question.timeout)?;
+        let offered = question.choices().into_iter().map(|(r, _)| r).collect();
+        let state = seals.seal(&request.name, &question.args_digest, caller, offered, question.timeout)?;
         let mut requests = BTreeMap::new();
         requests.insert(
             INPUT_KEY.to_owned(),

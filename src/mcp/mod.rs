@@ -99,18 +99,70 @@ pub struct McpServer {
     engine: Arc<Engine>,
     hub: Arc<Hub>,
     door: Door,
+    session: Arc<Session>,
+}
+
+/// The session a handler serves, for answers remembered for it. A stdio
+/// connection is one session, named by a random id that never leaves the
+/// process; over HTTP the `Mcp-Session-Id` names it. When the handler goes
+/// away (the connection closed, the HTTP session ended) its answers go too.
+struct Session {
+    /// This connection's own id (stdio and duplex pipes).
+    local: String,
+    /// Session ids answers were remembered under.
+    used: Mutex<Vec<String>>,
+    answers: Arc<dyn crate::policy::SessionAnswers>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for id in self.used.get_mut().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            self.answers.end(&id);
+        }
+    }
 }
 
 impl McpServer {
     pub fn new(engine: Arc<Engine>, hub: Arc<Hub>, door: Door) -> Self {
-        Self { engine, hub, door }
+        let session = Arc::new(Session {
+            local: format!("stdio:{}", crate::policy::approvals::new_id()),
+            used: Mutex::default(),
+            answers: engine.sessions.clone(),
+        });
+        Self {
+            engine,
+            hub,
+            door,
+            session,
+        }
+    }
+
+    /// The session of this request, if it has one: the connection for stdio,
+    /// the `Mcp-Session-Id` over HTTP (none in stateless 2026-07-28 requests).
+    fn session_of(&self, context: &RequestContext<RoleServer>) -> Option<String> {
+        let id = match self.door {
+            Door::Stdio => self.session.local.clone(),
+            _ => {
+                let parts = context.extensions.get::<http::request::Parts>()?;
+                let header = parts.headers.get("mcp-session-id")?.to_str().ok()?;
+                if header.is_empty() || header.len() > 200 {
+                    return None;
+                }
+                format!("http:{header}")
+            }
+        };
+        let mut used = self.session.used.lock().unwrap_or_else(|p| p.into_inner());
+        if !used.contains(&id) {
+            used.push(id.clone());
+        }
+        Some(id)
     }
 }
 
 /// The MCP form of a tool.
 pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
     let a = spec.annotations;
-    let mut tool = Tool::new(spec.name, spec.description, spec.input_schema.clone())
+    let mut tool = Tool::new(spec.name, spec.description.clone(), spec.input_schema.clone())
         .with_title(spec.title)
         .with_raw_output_schema(spec.output_schema.clone())
         .with_annotations(
@@ -129,10 +181,19 @@ pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
 /// The MCP form of an answer. Error results carry `structuredContent` only
 /// when it conforms to the output schema (a failed command's output does).
 pub fn to_mcp_result(response: ToolResponse) -> CallToolResult {
-    let mut result = if response.is_error {
-        CallToolResult::error(vec![ContentBlock::text(response.text)])
+    let content = if response.blocks.is_empty() {
+        vec![ContentBlock::text(response.text)]
     } else {
-        CallToolResult::success(vec![ContentBlock::text(response.text)])
+        response
+            .blocks
+            .into_iter()
+            .map(|b| ContentBlock::text(b.text))
+            .collect()
+    };
+    let mut result = if response.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
     };
     result.structured_content = response.structured;
     if let Some(id) = response.pending_id {
@@ -213,6 +274,7 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         let mut caller = Caller::new(self.door);
         caller.client = context.client_info().map(|c| c.name);
+        caller.session = self.session_of(&context);
         let opts = CallOptions {
             cancel: context.ct.clone(),
             progress: progress_for(&context),

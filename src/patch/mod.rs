@@ -65,6 +65,24 @@ pub struct Plan {
     originals: BTreeMap<PathBuf, Option<Vec<u8>>>,
 }
 
+/// Every workspace path the patch names (old and new), resolved for writing,
+/// without reading any file: what rules match the patch against.
+pub fn touched_paths(workspace: &Workspace, text: &str) -> Result<Vec<String>, String> {
+    let mut paths = Vec::new();
+    for change in parse::parse(text)? {
+        for p in change.old.iter().chain(change.new.iter()) {
+            let shown = workspace
+                .resolve(p, Access::Write)
+                .map_err(|e| e.to_string())?
+                .display();
+            if !paths.contains(&shown) {
+                paths.push(shown);
+            }
+        }
+    }
+    Ok(paths)
+}
+
 /// Checks the whole patch against the workspace and computes every result.
 /// Every hunk of every file is tried, and every failure reported.
 pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {

@@ -1,8 +1,9 @@
-//! The policy file: approval mode, budgets and per-tool switches and risks.
+//! The policy file: approval mode, budgets, per-tool switches and risks, rules.
 //!
 //! [`PolicyFile`] is what `config/execution_layer_config.json` holds, parsed
-//! strictly (unknown keys are errors); [`Policy`] is the validated form with a
-//! setting for every registered tool.
+//! strictly (unknown keys and bad values are errors that name them; keys left
+//! out take their defaults); [`Policy`] is the validated form with a setting
+//! for every registered tool.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +11,8 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use super::rules::{Rule, RuleDecision, RuleSet};
 
 /// How dangerous a call is; approvals are needed from `Medium` up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -68,19 +71,61 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
-    /// `require_approval`: medium- and high-risk calls need a human yes; `auto`: none do.
+    /// `require_approval` (the default): medium- and high-risk calls need a human yes; `auto`: none do (rules may still ask).
+    #[serde(default = "default_mode")]
     pub approval_mode: ApprovalMode,
-    /// How long an operator-granted approval id stays valid, in seconds (1 to 86400).
+    /// How long an operator-granted approval id stays valid, in seconds (1 to 86400). Default 300.
+    #[serde(default = "default_ttl")]
     pub approval_ttl_seconds: u64,
-    /// How long to wait for an answer to an approval question, in seconds (1 to 3600).
+    /// How long to wait for an answer to an approval question, in seconds (1 to 3600). Default 120.
+    #[serde(default = "default_timeout")]
     pub approval_timeout_seconds: u64,
-    /// Most steps one playbook run may execute (1 to 1000).
+    /// Most steps one playbook run may execute (1 to 1000). Default 10.
+    #[serde(default = "default_steps")]
     pub max_steps_per_run: u32,
-    /// Most retries of one failing playbook step (0 to 10).
+    /// Most retries of one failing playbook step (0 to 10). Default 2.
+    #[serde(default = "default_retries")]
     pub max_retries_per_tool: u32,
     /// Per-tool settings; a tool left out gets its built-in defaults.
     #[serde(default)]
     pub tools: BTreeMap<String, ToolPolicy>,
+    /// Rules per command and path, checked before risk: of the rules matching a call the strictest wins (`forbid` > `ask` > `allow`). Left out: the shipped rules (read-only git commands and `ls` are allowed); `[]` for none.
+    #[serde(default = "shipped_rules")]
+    pub rules: RuleSet,
+}
+
+fn default_mode() -> ApprovalMode {
+    ApprovalMode::RequireApproval
+}
+fn default_ttl() -> u64 {
+    300
+}
+fn default_timeout() -> u64 {
+    120
+}
+fn default_steps() -> u32 {
+    10
+}
+fn default_retries() -> u32 {
+    2
+}
+
+/// The rules the shipped policy carries: read-only git commands and `ls` run without asking.
+pub fn shipped_rules() -> RuleSet {
+    let allow = |command: &str| Rule {
+        tool: "shell_exec".into(),
+        command: Some(command.into()),
+        path: None,
+        decision: RuleDecision::Allow,
+        reason: None,
+        network: None,
+        sandbox: None,
+    };
+    let rules = ["git status", "git diff", "git log", "git show", "ls"]
+        .into_iter()
+        .map(allow)
+        .collect();
+    RuleSet::new(rules).unwrap_or_default()
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -100,11 +145,12 @@ impl PolicyFile {
     /// The built-in policy (identical to the shipped file).
     pub fn defaults(tool_risks: &[(&str, Risk)]) -> Self {
         Self {
-            approval_mode: ApprovalMode::RequireApproval,
-            approval_ttl_seconds: 300,
-            approval_timeout_seconds: 120,
-            max_steps_per_run: 10,
-            max_retries_per_tool: 2,
+            approval_mode: default_mode(),
+            approval_ttl_seconds: default_ttl(),
+            approval_timeout_seconds: default_timeout(),
+            max_steps_per_run: default_steps(),
+            max_retries_per_tool: default_retries(),
+            rules: shipped_rules(),
             tools: tool_risks
                 .iter()
                 .map(|(name, risk)| {
@@ -159,7 +205,8 @@ impl PolicyFile {
                 ));
             }
         }
-        Ok(())
+        let known: Vec<&str> = tool_risks.iter().map(|(n, _)| *n).collect();
+        self.rules.validate_tools(&known)
     }
 
     /// Reads the file at `path`; a missing file means the defaults.

@@ -7,6 +7,8 @@
 
 pub mod approvals;
 pub mod config;
+pub mod remember;
+pub mod rules;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -14,6 +16,8 @@ use std::time::SystemTime;
 
 pub use approvals::{Approval, ApprovalError, ApprovalState};
 pub use config::{ApprovalMode, Policy, PolicyError, PolicyFile, Risk, ToolPolicy};
+pub use remember::{MemorySessionAnswers, Remember, RememberOffer, SessionAnswers};
+pub use rules::{Rule, RuleDecision, RuleSet, Subject, Verdict};
 use tokio::sync::watch;
 
 /// The live policy, its file, and a change signal.
@@ -144,6 +148,46 @@ mod tests {
         std::fs::write(&path, r#"{"approval_mode":"auto","approval_ttl_seconds":300,"approval_timeout_seconds":120,"max_steps_per_run":3,"max_retries_per_tool":2,"tools":{"rm_rf":{"risk_level":"low"}}}"#).unwrap();
         let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
         assert!(err.contains("tools.rm_rf"), "{err}");
+    }
+
+    #[test]
+    fn left_out_keys_take_defaults_and_bad_rules_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        std::fs::write(&path, r#"{"approval_mode":"auto"}"#).unwrap();
+        let policy = PolicyStore::open(&path, RISKS.to_vec()).unwrap().current();
+        assert_eq!(policy.approval_mode, ApprovalMode::Auto);
+        assert_eq!(policy.approval_ttl_seconds, 300);
+        assert_eq!(policy.rules, config::shipped_rules());
+
+        std::fs::write(&path, r#"{"rules":[{"tool":"shell_exec","command":"ls","decision":"allow"},{"tool":"shell_exec","command":"ls","decision":"maybe"}]}"#).unwrap();
+        let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
+        assert!(err.contains("maybe"), "{err}");
+        std::fs::write(
+            &path,
+            r#"{"rules":[{"tool":"shell_exec","command":"ls","decision":"allow","colour":1}]}"#,
+        )
+        .unwrap();
+        let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
+        assert!(err.contains("colour"), "{err}");
+        std::fs::write(
+            &path,
+            r#"{"rules":[{"tool":"shell_exec","path":"x","decision":"allow"}]}"#,
+        )
+        .unwrap();
+        let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
+        assert!(err.contains("rules[0].path"), "{err}");
+        std::fs::write(&path, r#"{"rules":[{"tool":"nope","decision":"allow"}]}"#).unwrap();
+        let err = PolicyStore::open(&path, RISKS.to_vec()).err().unwrap().to_string();
+        assert!(err.contains("rules[0].tool"), "{err}");
+        std::fs::write(&path, r#"{"rules":[]}"#).unwrap();
+        assert!(
+            PolicyStore::open(&path, RISKS.to_vec())
+                .unwrap()
+                .current()
+                .rules
+                .is_empty()
+        );
     }
 
     #[test]

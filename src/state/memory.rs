@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::{Approval, ApprovalError, ApprovalState, StateStore};
-use crate::policy::Risk;
+use crate::policy::{RememberOffer, Risk};
 use crate::tools::BoxFuture;
 
 /// Rewrite the nonce file once it has this many more lines than live nonces.
@@ -173,6 +173,25 @@ impl StateStore for MemoryStore {
         );
         self.entries().insert(approval.id.clone(), approval.clone());
         ready(Ok(approval))
+    }
+
+    fn annotate<'a>(
+        &'a self,
+        id: &'a str,
+        offer: Option<RememberOffer>,
+        session: Option<String>,
+        door: &'a str,
+    ) -> BoxFuture<'a, Result<(), ApprovalError>> {
+        if let Some(entry) = self.entries().get_mut(id) {
+            entry.remember = offer;
+            entry.session = session;
+            entry.door = Some(door.to_owned());
+        }
+        ready(Ok(()))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Approval>, ApprovalError>> {
+        ready(Ok(self.entries().get(id).cloned()))
     }
 
     fn decide<'a>(

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::policy::Risk;
+use crate::policy::{RememberOffer, Risk};
 use crate::settings::Settings;
 use crate::tools::BoxFuture;
 
@@ -50,6 +50,15 @@ pub struct Approval {
     pub created_at: SystemTime,
     #[serde(with = "unix_seconds")]
     pub expires_at: SystemTime,
+    /// What an operator's yes could be remembered as (`--remember session|always`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remember: Option<RememberOffer>,
+    /// The MCP session that made the call; only its own calls can use a `session` answer.
+    #[serde(skip)]
+    pub session: Option<String>,
+    /// The door the call came through (`stdio`, `http`, `rest`, `playbook`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub door: Option<String>,
 }
 
 impl Approval {
@@ -64,6 +73,9 @@ impl Approval {
             state,
             created_at: now,
             expires_at: now + ttl,
+            remember: None,
+            session: None,
+            door: None,
         }
     }
 }
@@ -150,6 +162,19 @@ pub trait StateStore: Send + Sync {
         tool: &'a str,
         digest: &'a str,
     ) -> BoxFuture<'a, Result<Approval, ApprovalError>>;
+
+    /// Notes what a yes to pending `id` could be remembered as, whose session
+    /// asked and through which door. An id that is gone is left alone.
+    fn annotate<'a>(
+        &'a self,
+        id: &'a str,
+        offer: Option<RememberOffer>,
+        session: Option<String>,
+        door: &'a str,
+    ) -> BoxFuture<'a, Result<(), ApprovalError>>;
+
+    /// The approval `id`, whatever its state; `None` when unknown or expired.
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Approval>, ApprovalError>>;
 
     /// Calls waiting for an operator, oldest first.
     fn pending(&self) -> BoxFuture<'_, Result<Vec<Approval>, ApprovalError>>;

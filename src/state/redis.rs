@@ -2,7 +2,8 @@
 //!
 //! Keys (all under `execlayer:`), each with its TTL set by Redis:
 //! - `approval:{id}`: a hash (`id tool digest preview risk state by created_ms
-//!   expires_ms`); `digest` is empty for a tool-wide grant.
+//!   expires_ms`, and once the gate notes them `remember` (the offer as JSON),
+//!   `session` and `door`); `digest` is empty for a tool-wide grant.
 //! - `pending`: a sorted set of pending ids scored by expiry, for listing.
 //! - `call:{tool}:{digest}`: the id pending for that exact call, so a retry on
 //!   any instance gets the same id.
@@ -29,7 +30,7 @@ use redis::{Client, Script};
 use sha2::{Digest, Sha256};
 
 use super::{Approval, ApprovalError, ApprovalState, StateStore, new_id};
-use crate::policy::Risk;
+use crate::policy::{RememberOffer, Risk};
 use crate::tools::BoxFuture;
 
 /// Longest wait for any one Redis call, connecting included.
@@ -95,6 +96,16 @@ for _, v in ipairs(h) do out[#out + 1] = v end
 return out
 ";
 
+/// Notes the remember offer, session and door on an approval that still
+/// exists. ARGV: prefix, id, remember (JSON or empty), session, door.
+const ANNOTATE: &str = r"
+local key = ARGV[1] .. 'approval:' .. ARGV[2]
+if redis.call('EXISTS', key) == 1 then
+  redis.call('HSET', key, 'remember', ARGV[3], 'session', ARGV[4], 'door', ARGV[5])
+end
+return 1
+";
+
 /// Pending approvals, expired ones dropped. ARGV: prefix, now_ms.
 const PENDING: &str = r"
 local prefix = ARGV[1]
@@ -111,6 +122,7 @@ struct Scripts {
     request: Script,
     decide: Script,
     consume: Script,
+    annotate: Script,
     pending: Script,
 }
 
@@ -151,6 +163,7 @@ impl RedisStore {
                 request: Script::new(REQUEST),
                 decide: Script::new(DECIDE),
                 consume: Script::new(CONSUME),
+                annotate: Script::new(ANNOTATE),
                 pending: Script::new(PENDING),
             },
         })
@@ -218,6 +231,14 @@ impl RedisStore {
             _ => Risk::High,
         };
         let digest = field("digest");
+        let remember =
+            match field("remember") {
+                "" => None,
+                json => Some(serde_json::from_str(json).map_err(|e| {
+                    self.unavailable(format!("an approval record has an unreadable remember offer: {e}"))
+                })?),
+            };
+        let text = |name: &str| Some(field(name)).filter(|v| !v.is_empty()).map(str::to_owned);
         Ok(Approval {
             id: field("id").to_owned(),
             tool: field("tool").to_owned(),
@@ -227,6 +248,9 @@ impl RedisStore {
             state,
             created_at: time("created_ms"),
             expires_at: time("expires_ms"),
+            remember,
+            session: text("session"),
+            door: text("door"),
         })
     }
 }
@@ -308,6 +332,55 @@ impl StateStore for RedisStore {
                 })
                 .await?;
             Ok(approval)
+        })
+    }
+
+    fn annotate<'a>(
+        &'a self,
+        id: &'a str,
+        offer: Option<RememberOffer>,
+        session: Option<String>,
+        door: &'a str,
+    ) -> BoxFuture<'a, Result<(), ApprovalError>> {
+        Box::pin(async move {
+            if !Self::is_id(id) {
+                return Ok(());
+            }
+            let remember = match &offer {
+                Some(o) => serde_json::to_string(o).map_err(|e| self.unavailable(e))?,
+                None => String::new(),
+            };
+            let session = session.unwrap_or_default();
+            let _: i64 = self
+                .bounded(|mut con| async move {
+                    self.scripts
+                        .annotate
+                        .arg(PREFIX)
+                        .arg(id)
+                        .arg(remember)
+                        .arg(session)
+                        .arg(door)
+                        .invoke_async(&mut con)
+                        .await
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Approval>, ApprovalError>> {
+        Box::pin(async move {
+            if !Self::is_id(id) {
+                return Ok(None);
+            }
+            let key = format!("{PREFIX}approval:{id}");
+            let flat: Vec<String> = self
+                .bounded(|mut con| async move { redis::cmd("HGETALL").arg(&key).query_async(&mut con).await })
+                .await?;
+            if flat.is_empty() {
+                return Ok(None);
+            }
+            self.parse(&flat).map(Some)
         })
     }
 

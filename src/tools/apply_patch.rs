@@ -54,6 +54,10 @@ impl Tool for ApplyPatch {
             .map_err(ToolError::new)
     }
 
+    fn subject(&self, ctx: &ToolContext, params: &Params) -> crate::policy::Subject {
+        crate::policy::Subject::paths(patch::touched_paths(&ctx.workspace, &params.patch))
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         match patch::plan(&ctx.workspace, &params.patch) {
             Ok(plan) => {

@@ -372,6 +372,25 @@ impl Tool for EditFile {
         plan(ctx, params).map(|_| ())
     }
 
+    /// Every file the edits touch, resolved inside the workspace.
+    fn subject(&self, ctx: &ToolContext, params: &Params) -> crate::policy::Subject {
+        let paths = params.edits().and_then(|edits| {
+            let mut paths: Vec<String> = Vec::new();
+            for (path, _) in &edits {
+                let shown = ctx
+                    .workspace
+                    .resolve(path, crate::workspace::Access::Write)
+                    .map_err(|e| e.to_string())?
+                    .display();
+                if !paths.contains(&shown) {
+                    paths.push(shown);
+                }
+            }
+            Ok(paths)
+        });
+        crate::policy::Subject::paths(paths)
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         match plan(ctx, params) {
             Ok((plan, _)) => {

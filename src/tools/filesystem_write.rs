@@ -52,6 +52,14 @@ impl Tool for FilesystemWrite {
     type Params = Params;
     type Output = Output;
 
+    fn subject(&self, ctx: &ToolContext, params: &Params) -> crate::policy::Subject {
+        crate::policy::Subject::paths(
+            ctx.workspace
+                .resolve(&params.path, Access::Write)
+                .map(|p| vec![p.display()]),
+        )
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         let existing = ctx
             .workspace

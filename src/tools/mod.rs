@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-use crate::policy::Risk;
+use crate::policy::{Risk, Subject};
 use crate::settings::Settings;
 use crate::workspace::{PathError, Workspace};
 
@@ -112,13 +112,72 @@ pub struct ToolContext {
     pub git: Arc<crate::git::RepoCache>,
 }
 
+/// One content block of a result: text the work produced, or a note that
+/// execlayer adds about it (which lines were shown, how to go on). Notes travel
+/// in blocks of their own so that an agent copying a file's text back never
+/// copies a note with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Block {
+    pub text: String,
+    /// True for execlayer's note, false for the work's own text.
+    pub note: bool,
+}
+
+impl Block {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            note: false,
+        }
+    }
+
+    pub fn note(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            note: true,
+        }
+    }
+}
+
 /// A tool's result: a readable text block and the structured content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutput {
+    /// The main text: the work's own blocks, joined (for most tools the one block).
     pub text: String,
+    /// Every content block in order, when there is more than the main text
+    /// (notes, several files); empty means one block holding `text`.
+    pub blocks: Vec<Block>,
     pub structured: Value,
     /// The work ran but failed (e.g. a non-zero exit): an error result with output.
     pub is_error: bool,
+}
+
+impl ToolOutput {
+    /// Builds the output from rendered blocks, keeping a lone text block as
+    /// `text` alone (no copy).
+    pub fn from_blocks(mut blocks: Vec<Block>, structured: Value, is_error: bool) -> Self {
+        if blocks.len() == 1 && !blocks[0].note {
+            let text = blocks.pop().map(|b| b.text).unwrap_or_default();
+            return Self {
+                text,
+                blocks,
+                structured,
+                is_error,
+            };
+        }
+        let mut text: String = blocks.iter().filter(|b| !b.note).map(|b| b.text.as_str()).collect();
+        if text.is_empty() && is_error {
+            // A failure with notes only (e.g. no file could be read): the
+            // notes are what the audit log and REST callers should see.
+            text = blocks.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n");
+        }
+        Self {
+            text,
+            blocks,
+            structured,
+            is_error,
+        }
+    }
 }
 
 /// One tool, with typed parameters and output.
@@ -160,8 +219,27 @@ pub trait Tool: Send + Sync + 'static {
         None
     }
 
+    /// The description listed to clients when it depends on the settings (the
+    /// commands the allowlist permits); `None` lists [`Tool::DESCRIPTION`].
+    /// Settings are fixed for the life of a process, so this is worked out once.
+    fn describe_tool(_settings: &Settings) -> Option<String> {
+        None
+    }
+
     /// What an approver needs to see: exactly what the call will do.
     fn describe(&self, _ctx: &ToolContext, params: &Self::Params) -> String;
+
+    /// What the call touches, for rules: the workspace paths it writes, the
+    /// argv it runs. Tools that touch nothing rules can name keep the default.
+    fn subject(&self, _ctx: &ToolContext, _params: &Self::Params) -> Subject {
+        Subject::default()
+    }
+
+    /// Calls made on this call's behalf (a playbook's steps: tool and
+    /// arguments), each of which rules also judge.
+    fn inner_calls(_params: &Self::Params) -> Vec<(String, Value)> {
+        Vec::new()
+    }
 
     fn run(
         &self,
@@ -172,6 +250,12 @@ pub trait Tool: Send + Sync + 'static {
     /// The text block shown to models and people (called last, so it may
     /// move the output's text instead of copying it).
     fn render(output: Self::Output) -> String;
+
+    /// The content blocks, when a tool has more to say than one text block
+    /// (notes beside a file's text, several files). Default: [`Tool::render`].
+    fn render_blocks(output: Self::Output) -> Vec<Block> {
+        vec![Block::text(Self::render(output))]
+    }
 
     /// Whether a completed run still counts as a failure (e.g. a non-zero exit).
     fn is_error(_output: &Self::Output) -> bool {
@@ -184,7 +268,9 @@ pub trait Tool: Send + Sync + 'static {
 pub struct ToolSpec {
     pub name: &'static str,
     pub title: &'static str,
-    pub description: &'static str,
+    /// What clients are shown: [`Tool::DESCRIPTION`], or [`Tool::describe_tool`]'s
+    /// text in a registry built for settings.
+    pub description: std::borrow::Cow<'static, str>,
     pub risk: Risk,
     pub annotations: Annotations,
     pub input_schema: Arc<Map<String, Value>>,
@@ -203,6 +289,10 @@ pub trait Prepared: Send + Sync {
     fn risk(&self, policy: &crate::policy::Policy, configured: Risk) -> Risk;
     fn approval_digest(&self) -> Option<String>;
     fn describe(&self, ctx: &ToolContext) -> String;
+    /// What the call touches, for rules.
+    fn subject(&self, ctx: &ToolContext) -> Subject;
+    /// Calls made on this call's behalf (a playbook's steps).
+    fn inner_calls(&self) -> Vec<(String, Value)>;
     fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>>;
 }
 
@@ -252,18 +342,21 @@ impl<T: Tool> Prepared for PreparedCall<T> {
         self.tool.describe(ctx, &self.params)
     }
 
+    fn subject(&self, ctx: &ToolContext) -> Subject {
+        self.tool.subject(ctx, &self.params)
+    }
+
+    fn inner_calls(&self) -> Vec<(String, Value)> {
+        T::inner_calls(&self.params)
+    }
+
     fn run(self: Box<Self>, ctx: ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> {
         Box::pin(async move {
             let output = self.tool.run(&ctx, self.params).await?;
             let is_error = T::is_error(&output);
             let structured = serde_json::to_value(&output)
                 .map_err(|e| ToolError::new(format!("internal error: cannot encode the result: {e}")))?;
-            let text = T::render(output);
-            Ok(ToolOutput {
-                text,
-                structured,
-                is_error,
-            })
+            Ok(ToolOutput::from_blocks(T::render_blocks(output), structured, is_error))
         })
     }
 }
@@ -327,7 +420,7 @@ fn strip_numeric_formats(map: &mut Map<String, Value>) {
     }
 }
 
-fn spec_of<T: Tool>() -> ToolSpec {
+fn spec_of<T: Tool>(settings: Option<&Settings>) -> ToolSpec {
     let mut input = schema_of::<T::Params>();
     if input.get("type").is_none() {
         input.insert("type".into(), Value::from("object"));
@@ -345,7 +438,9 @@ fn spec_of<T: Tool>() -> ToolSpec {
     ToolSpec {
         name: T::NAME,
         title: T::TITLE,
-        description: T::DESCRIPTION,
+        description: settings
+            .and_then(T::describe_tool)
+            .map_or(std::borrow::Cow::Borrowed(T::DESCRIPTION), std::borrow::Cow::Owned),
         risk: T::RISK,
         annotations: T::ANNOTATIONS,
         input_schema: Arc::new(input),
@@ -353,10 +448,10 @@ fn spec_of<T: Tool>() -> ToolSpec {
     }
 }
 
-fn erase<T: Tool>(tool: T) -> Arc<dyn DynTool> {
+fn erase<T: Tool>(tool: T, settings: Option<&Settings>) -> Arc<dyn DynTool> {
     Arc::new(Erased {
         tool: Arc::new(tool),
-        spec: spec_of::<T>(),
+        spec: spec_of::<T>(settings),
     })
 }
 
@@ -366,21 +461,33 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The built-in tools with their static descriptions (for schemas and
+    /// checks that need no settings).
     pub fn builtin() -> Self {
+        Self::build(None)
+    }
+
+    /// The built-in tools, described for these settings (e.g. `shell_exec`
+    /// lists the commands `SHELL_ALLOWLIST` permits).
+    pub fn for_settings(settings: &Settings) -> Self {
+        Self::build(Some(settings))
+    }
+
+    fn build(settings: Option<&Settings>) -> Self {
         Self {
             tools: vec![
-                erase(filesystem_read::FilesystemRead),
-                erase(filesystem_write::FilesystemWrite),
-                erase(filesystem_list::FilesystemList),
-                erase(filesystem_search::FilesystemSearch),
-                erase(git_status::GitStatus),
-                erase(git_diff::GitDiff),
-                erase(edit_file::EditFile),
-                erase(apply_patch::ApplyPatch),
-                erase(shell_exec::ShellExec),
-                erase(run_playbook::RunPlaybook),
-                erase(reason::Reason),
-                erase(brain_status::BrainStatusTool),
+                erase(filesystem_read::FilesystemRead, settings),
+                erase(filesystem_write::FilesystemWrite, settings),
+                erase(filesystem_list::FilesystemList, settings),
+                erase(filesystem_search::FilesystemSearch, settings),
+                erase(git_status::GitStatus, settings),
+                erase(git_diff::GitDiff, settings),
+                erase(edit_file::EditFile, settings),
+                erase(apply_patch::ApplyPatch, settings),
+                erase(shell_exec::ShellExec, settings),
+                erase(run_playbook::RunPlaybook, settings),
+                erase(reason::Reason, settings),
+                erase(brain_status::BrainStatusTool, settings),
             ],
         }
     }

@@ -138,6 +138,15 @@ impl Tool for RunPlaybook {
         ))
     }
 
+    fn inner_calls(params: &Params) -> Vec<(String, Value)> {
+        params
+            .steps
+            .iter()
+            .flatten()
+            .map(|s| (s.tool.clone(), Value::Object(s.args.clone())))
+            .collect()
+    }
+
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         let mut text = format!(
             "run {} ({} steps; at most {} run):",
@@ -322,6 +331,7 @@ async fn execute(
                 ApprovalSource::Granted {
                     via: "playbook",
                     id: Some(run_id.clone()),
+                    remember: crate::policy::Remember::Once,
                 },
                 CallOptions {
                     cancel: ctx.cancel.clone(),

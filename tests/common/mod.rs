@@ -68,7 +68,11 @@ impl TestEnv {
             audit,
             vars,
         };
-        env.set_policy(|p| p["approval_mode"] = Value::from(mode));
+        // No rules unless a test adds them: tests of risk-based approval stay as they were.
+        env.set_policy(|p| {
+            p["approval_mode"] = Value::from(mode);
+            p["rules"] = Value::Array(Vec::new());
+        });
         env
     }
 

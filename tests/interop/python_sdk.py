@@ -73,12 +73,14 @@ def text_of(result: types.CallToolResult) -> str:
 class Workspace:
     """A temp dir holding the workspace root, a policy file and an audit log."""
 
-    def __init__(self, approval_mode: str = "require_approval"):
+    def __init__(self, approval_mode: str = "require_approval", rules: list | None = None):
         self.tmp = Path(tempfile.mkdtemp(prefix="execlayer-interop-"))
         self.root = self.tmp / "ws"
         self.root.mkdir()
         config = json.loads(BASE_CONFIG.read_text())
         config["approval_mode"] = approval_mode
+        if rules is not None:
+            config["rules"] = rules
         self.config = self.tmp / "policy.json"
         self.config.write_text(json.dumps(config, indent=2))
         self.enabled_tools = {name for name, t in config["tools"].items() if t.get("enabled", True)}
@@ -87,7 +89,10 @@ class Workspace:
 
     def env(self, token: str | None = None) -> dict[str, str]:
         env = {"EXECUTION_WORKSPACE_ROOT": str(self.root), "EXECUTION_CONFIG": str(self.config),
-               "EXECUTION_AUDIT_LOG": str(self.audit), "RUST_LOG": "info"}
+               "EXECUTION_AUDIT_LOG": str(self.audit), "RUST_LOG": "info",
+               "SHELL_ALLOWLIST": "ls,echo,printf,git status",
+               # The operator socket of this server goes in the temp dir, not the user's.
+               "XDG_RUNTIME_DIR": str(self.tmp)}
         if token:
             env["EXECUTION_TOKEN"] = token
         return env
@@ -295,6 +300,133 @@ async def check_http_no_token(server_bin: str, ws: Workspace, base: str) -> None
     raise CheckFailed(f"SDK connected and listed tools without a token (HTTP statuses {statuses})")
 
 
+# --- rules and remembered answers --------------------------------------------------------
+
+class Rememberer:
+    """Answers yes with `remember`, and records each question's message and schema."""
+
+    def __init__(self, remember: str | None):
+        self.remember = remember
+        self.questions: list[tuple[str, dict]] = []
+
+    async def __call__(self, context, params):
+        schema = params.requested_schema
+        if hasattr(schema, "model_dump"):
+            schema = schema.model_dump(by_alias=True, exclude_none=True)
+        self.questions.append((params.message, schema))
+        content = {"approve": True}
+        if self.remember:
+            content["remember"] = self.remember
+        return types.ElicitResult(action="accept", content=content)
+
+    def offered(self) -> list[str]:
+        one_of = self.questions[-1][1].get("properties", {}).get("remember", {}).get("oneOf", [])
+        return [c["const"] for c in one_of]
+
+
+def audit_of(ws: Workspace, tool: str) -> list[dict]:
+    lines = [json.loads(line) for line in ws.audit.read_text().splitlines() if line.strip()]
+    return [line for line in lines if line["tool"] == tool and line.get("client") != "operator"]
+
+
+RULES = [
+    {"tool": "shell_exec", "command": "echo", "decision": "allow"},
+    {"tool": "shell_exec", "command": "printf", "decision": "forbid", "reason": "printing is for humans"},
+    {"tool": "filesystem_write", "path": "docs/**", "decision": "allow"},
+]
+
+
+def connect(server_bin: str, ws: Workspace, transport: str, base: str | None):
+    if transport == "stdio":
+        return stdio_transport(server_bin, ws)
+    return http_transport(base + "/mcp", {"Authorization": f"Bearer {HTTP_TOKEN}"})
+
+
+def rules_check(mode: str, transport: str = "stdio"):
+    """allow runs unasked, forbid is refused unasked, a path rule allows docs/ and asks for src/."""
+    async def check(server_bin: str, ws: Workspace, base: str | None = None) -> None:
+        asker = Rememberer(None)
+        async with Client(connect(server_bin, ws, transport, base), mode=mode, elicitation_callback=asker,
+                          read_timeout_seconds=20) as client:
+            r = await client.call_tool("shell_exec", {"command": "echo allowed"})
+            expect(not r.is_error and "allowed" in text_of(r), f"echo: {text_of(r)[:300]!r}")
+            r = await client.call_tool("shell_exec", {"command": "printf no"})
+            expect(r.is_error and "printing is for humans" in text_of(r), f"printf: {text_of(r)[:300]!r}")
+            expect(not asker.questions, f"asked about a ruled command: {asker.questions}")
+            r = await client.call_tool("filesystem_write", {"path": "docs/x.md", "content": "d", "create_dirs": True})
+            expect(not r.is_error and not asker.questions, f"docs/x.md: {text_of(r)[:300]!r}")
+            r = await client.call_tool("filesystem_write", {"path": "src/x.rs", "content": "s", "create_dirs": True})
+            expect(not r.is_error and len(asker.questions) == 1, f"src/x.rs asked {len(asker.questions)} times")
+        shell = audit_of(ws, "shell_exec")
+        expect(shell[0]["rule"] == 'rules[0] shell_exec command "echo" allow', f"audit: {shell[0]}")
+        expect(shell[1]["decision"] == "denied" and shell[1]["rule"].startswith("rules[1]"), f"audit: {shell[1]}")
+        writes = audit_of(ws, "filesystem_write")
+        expect(writes[0].get("rule", "").startswith("rules[2]"), f"audit: {writes[0]}")
+        expect("rule" not in writes[1], f"audit: {writes[1]}")
+    return check
+
+
+async def check_ask_in_auto(server_bin: str, ws: Workspace) -> None:
+    asker = Rememberer(None)
+    async with Client(stdio_transport(server_bin, ws), mode=MODERN, elicitation_callback=asker,
+                      read_timeout_seconds=20) as client:
+        r = await client.call_tool("shell_exec", {"command": "echo asked"})
+        expect(not r.is_error and len(asker.questions) == 1, f"ask rule in auto mode: {len(asker.questions)} questions")
+        expect("rules[0]" in asker.questions[0][0], f"question does not name the rule: {asker.questions[0][0]!r}")
+
+
+def remember_session_check(mode: str):
+    async def check(server_bin: str, ws: Workspace) -> None:
+        asker = Rememberer("session")
+        async with Client(stdio_transport(server_bin, ws), mode=mode, elicitation_callback=asker,
+                          read_timeout_seconds=20) as client:
+            await client.call_tool("shell_exec", {"command": "echo one"})
+            expect(asker.offered() == ["once", "session", "always"], f"offered {asker.offered()}")
+            r = await client.call_tool("shell_exec", {"command": "echo two"})
+            expect(not r.is_error and len(asker.questions) == 1,
+                   f"the session answer did not hold: {len(asker.questions)} questions")
+        again = Rememberer(None)
+        async with Client(stdio_transport(server_bin, ws), mode=mode, elicitation_callback=again,
+                          read_timeout_seconds=20) as client:
+            await client.call_tool("shell_exec", {"command": "echo three"})
+            expect(len(again.questions) == 1, "a new session inherited the answer")
+        shell = audit_of(ws, "shell_exec")
+        expect(shell[0].get("remember") == "session", f"audit: {shell[0]}")
+        expect(shell[1]["approval"]["via"] == "remembered", f"audit: {shell[1]}")
+        expect(shell[2]["approval"]["via"] != "remembered", f"audit: {shell[2]}")
+    return check
+
+
+async def check_remember_always(server_bin: str, ws: Workspace) -> None:
+    asker = Rememberer("always")
+    async with Client(stdio_transport(server_bin, ws), mode="legacy", elicitation_callback=asker,
+                      read_timeout_seconds=20) as client:
+        r = await client.call_tool("filesystem_write", {"path": "notes.md", "content": "1"})
+        expect(not r.is_error, f"write: {text_of(r)[:300]!r}")
+    rules = json.loads(ws.config.read_text())["rules"]
+    expect({"tool": "filesystem_write", "path": "notes.md", "decision": "allow"} in rules, f"rules: {rules}")
+    # A new process honours it, for a client that cannot even answer.
+    async with Client(stdio_transport(server_bin, ws), mode="legacy", read_timeout_seconds=20) as client:
+        r = await client.call_tool("filesystem_write", {"path": "notes.md", "content": "2"})
+        expect(not r.is_error and (ws.root / "notes.md").read_text() == "2", f"second write: {text_of(r)[:300]!r}")
+    writes = audit_of(ws, "filesystem_write")
+    expect(writes[0].get("remember") == "always", f"audit: {writes[0]}")
+    expect(writes[1].get("rule", "").endswith('filesystem_write path "notes.md" allow'), f"audit: {writes[1]}")
+
+
+async def check_http_modern_no_session(server_bin: str, ws: Workspace, base: str) -> None:
+    asker = Rememberer("session")
+    async with Client(connect(server_bin, ws, "http", base), mode=MODERN, elicitation_callback=asker,
+                      read_timeout_seconds=20) as client:
+        r = await client.call_tool("filesystem_write", {"path": "m.txt", "content": "m"})
+        expect(asker.offered() == ["once", "always"], f"stateless HTTP offered {asker.offered()}")
+        expect(r.is_error and not (ws.root / "m.txt").exists(), "a claimed session answer was taken")
+
+
+def with_rules(rules: list, mode: str = "require_approval"):
+    return lambda: Workspace(mode, rules)
+
+
 # --- runner ----------------------------------------------------------------------------------
 
 STDIO_CHECKS = [
@@ -305,6 +437,13 @@ STDIO_CHECKS = [
     ("stdio_2026-07-28_input_required_decline", elicit_check(MODERN, "decline")),
     ("stdio_2025-11-25_no_elicitation_refused", no_elicitation_check("legacy")),
     ("stdio_2026-07-28_no_elicitation_refused", no_elicitation_check(MODERN)),
+    ("stdio_2025-11-25_rules_allow_forbid_path", rules_check("legacy"), with_rules(RULES)),
+    ("stdio_2026-07-28_rules_allow_forbid_path", rules_check(MODERN), with_rules(RULES)),
+    ("stdio_2026-07-28_ask_rule_asks_in_auto",
+     check_ask_in_auto, with_rules([{"tool": "shell_exec", "command": "echo", "decision": "ask"}], "auto")),
+    ("stdio_2025-11-25_remember_session", remember_session_check("legacy"), with_rules([])),
+    ("stdio_2026-07-28_remember_session", remember_session_check(MODERN), with_rules([])),
+    ("stdio_remember_always_new_process", check_remember_always, with_rules([])),
 ]
 HTTP_CHECKS = [
     ("http_token_bearer_auto_list_read", http_token_check("auto", "Authorization")),
@@ -312,6 +451,9 @@ HTTP_CHECKS = [
     ("http_no_token_401", check_http_no_token),
     ("http_2026-07-28_input_required_accept", elicit_check(MODERN, "accept", transport="http")),
     ("http_2025-11-25_elicit_accept", elicit_check("legacy", "accept", transport="http")),
+    ("http_2025-11-25_rules_allow_forbid_path", rules_check("legacy", "http"), with_rules(RULES)),
+    ("http_2026-07-28_rules_allow_forbid_path", rules_check(MODERN, "http"), with_rules(RULES)),
+    ("http_2026-07-28_no_session_to_remember", check_http_modern_no_session, with_rules([])),
 ]
 
 
@@ -358,14 +500,14 @@ async def main_async(server_bin: str) -> int:
     logging.getLogger("mcp").addHandler(SDK_WARNINGS)
     logging.getLogger("mcp").propagate = False
     results = []
-    for name, body in STDIO_CHECKS:
-        ws = Workspace()
+    for name, body, *make in STDIO_CHECKS:
+        ws = make[0]() if make else Workspace()
         try:
             results.append(await run_one(name, body, ws, server_bin, ws))
         finally:
             ws.cleanup()
-    for name, body in HTTP_CHECKS:
-        ws = Workspace()
+    for name, body, *make in HTTP_CHECKS:
+        ws = make[0]() if make else Workspace()
         try:
             with http_server(server_bin, ws, HTTP_TOKEN) as base:
                 results.append(await run_one(name, body, ws, server_bin, ws, base))

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use execlayer::command::{CommandError, allowlist_match, check, check_command};
 use execlayer::settings::parse_allowlist;
-use execlayer::tools::shell_exec::{check_command, has_metachar};
 use execlayer::workspace::{Access, Workspace};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -152,17 +152,27 @@ fn fuzz_command_splitter_and_allowlist() {
     }
     runner()
         .run(&inputs("command", r#"(git|ls|cargo|status|diff|log|test|-c|--output=x|"|'|\\| |;|&|\||\$|`|>|<|\(|\)|\*|~|\n|=|-C|/usr/bin/git){0,8}"#), |text| {
-            if let Ok(argv) = check_command(&text, &rules) {
-                prop_assert!(!argv.is_empty());
-                prop_assert!(!has_metachar(&text), "accepted a command with metacharacters: {text:?}");
-                prop_assert!(
-                    rules.iter().any(|r| argv.len() >= r.len() && r.iter().zip(&argv).all(|(a, b)| a == b)),
-                    "accepted {argv:?} outside the allowlist"
-                );
-                if argv[0] == "git" {
-                    prop_assert!(!argv[1].starts_with('-'), "accepted a global git option: {argv:?}");
-                    prop_assert!(!argv.iter().any(|a| a.starts_with("--output")), "accepted --output: {argv:?}");
+            match check(&text, &rules) {
+                Ok(c) => {
+                    let argv = c.argv;
+                    prop_assert!(!argv.is_empty());
+                    prop_assert_eq!(allowlist_match(&argv, &rules), Some(c.entry.as_slice()));
+                    prop_assert!(argv.starts_with(&c.entry), "accepted {argv:?} outside the allowlist");
+                    // Operators survive only as text inside quotes (or escaped): never unquoted.
+                    let unquoted = unquoted_text(&text);
+                    prop_assert!(
+                        !unquoted.contains([';', '|', '&', '$', '`', '>', '<', '(', ')', '*', '\n']),
+                        "accepted a command with an unquoted operator: {text:?}"
+                    );
+                    if argv[0] == "git" {
+                        prop_assert!(!argv[1].starts_with('-'), "accepted a global git option: {argv:?}");
+                        prop_assert!(!argv.iter().any(|a| a.starts_with("--output")), "accepted --output: {argv:?}");
+                    }
                 }
+                Err(CommandError::Operator { operator, .. }) => {
+                    prop_assert!(!operator.is_empty());
+                }
+                Err(_) => {}
             }
             Ok(())
         })
@@ -245,5 +255,27 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         }
     }
     out.sort();
+    out
+}
+
+/// The characters of `text` outside quotes and not escaped by `\\`.
+fn unquoted_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    let mut quote = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '\\') => {
+                chars.next();
+            }
+            (None, c) => out.push(c),
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+        }
+    }
     out
 }

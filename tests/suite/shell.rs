@@ -164,11 +164,11 @@ async fn shell_metacharacters_are_refused_and_nothing_runs() {
         "cat ?.txt",
         "cat [a-z].txt",
         "echo {touch,pwned}",
-        "echo hi\0touch pwned",
     ];
     for command in commands {
         let r = shell(&client, command).await;
-        assert_tool_error(&r, "metacharacter");
+        assert_tool_error(&r, "no shell");
+        assert!(text(&r).contains("unquoted"), "{command:?}: {}", text(&r));
         assert!(
             r.structured_content.is_none(),
             "{command:?} produced output: {:?}",
@@ -176,6 +176,9 @@ async fn shell_metacharacters_are_refused_and_nothing_runs() {
         );
         assert!(!env.path("pwned").exists(), "{command:?} ran something");
     }
+    let r = shell(&client, "echo hi\0touch pwned").await;
+    assert_tool_error(&r, "NUL");
+    assert!(r.structured_content.is_none());
     let r = shell(&client, "cat ~/.ssh/id_rsa").await;
     assert_tool_error(&r, "`~`");
     assert!(r.structured_content.is_none());
@@ -188,6 +191,43 @@ async fn shell_metacharacters_are_refused_and_nothing_runs() {
         "{:?}",
         env.audit_lines()
     );
+}
+
+/// Regression: `python3 -c "import x; print(x.f())"` was refused for its `;`
+/// and `(`, although quoted text is one argv word that no shell ever sees.
+#[tokio::test]
+async fn operators_inside_quotes_are_ordinary_characters() {
+    let mut env = shell_env();
+    env.set_var("SHELL_ALLOWLIST", &format!("{ALLOWLIST},python3 -c"));
+    env.write("x", "keep me\n");
+    let client = env.client().await;
+    let r = shell(
+        &client,
+        r#"python3 -c "import sys; print(sys.version_info[0]); print('a;b')""#,
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(structured(&r)["stdout"], "3\na;b\n");
+
+    // Nothing is expanded: `$( )` and backquotes inside quotes reach the program as text.
+    let r = shell(
+        &client,
+        r#"echo 'a|b' "c && d" '$(touch pwned)' "`touch pwned` $HOME" a\;b"#,
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(
+        structured(&r)["stdout"],
+        "a|b c && d $(touch pwned) `touch pwned` $HOME a;b\n"
+    );
+    assert!(!env.path("pwned").exists());
+
+    // The same operator unquoted is refused, naming it and what a shell would do.
+    let r = shell(&client, "ls; rm -rf x").await;
+    assert_tool_error(&r, "unquoted `;` at character 3");
+    assert!(text(&r).contains("another command"), "{}", text(&r));
+    assert!(r.structured_content.is_none());
+    assert_eq!(env.read("x"), "keep me\n");
 }
 
 #[tokio::test]

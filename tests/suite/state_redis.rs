@@ -175,6 +175,56 @@ async fn an_id_issued_on_one_is_approved_through_another_and_used_once_on_the_th
     assert!(!env.path("denied.txt").exists());
 }
 
+/// The remember offer and the door a pending call was noted with travel
+/// through Redis: another instance shows them, takes `remember: always` (which
+/// needs the offer) and refuses `remember: session` (a REST call has no session).
+#[tokio::test]
+async fn a_pending_calls_remember_offer_and_door_are_shared_through_redis() {
+    let env = TestEnv::strict();
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&env, &redis).await;
+    let http = http_client();
+
+    let (status, refused) = nodes[0].run(&http, &write_body("kept.txt", None)).await;
+    assert_eq!(status, 403, "{refused}");
+    let id = refused["pending_id"].as_str().expect("a pending id").to_owned();
+
+    let (status, list) = nodes[1].rest(Method::GET, "/api/v1/execution/approvals").await;
+    assert_eq!(status, 200);
+    let pending = &list["pending"][0];
+    assert_eq!(pending["id"], json!(id), "{list}");
+    assert_eq!(pending["door"], json!("rest"), "{list}");
+    assert_eq!(pending["remember"]["what"], json!("kept.txt"), "{list}");
+    let values: Vec<&str> = pending["remember"]["choices"]
+        .as_array()
+        .expect("choices")
+        .iter()
+        .filter_map(|c| c["value"].as_str())
+        .collect();
+    assert_eq!(values, ["once", "always"], "{list}");
+
+    let answer = |node: usize, remember: &'static str| {
+        let url = format!("{}/api/v1/execution/approvals/{id}/approve", nodes[node].base);
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"remember": remember}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = answer(2, "session").await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = answer(2, "always").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["remembered"], json!("always"), "{body}");
+    let policy = std::fs::read_to_string(&env.config).expect("the policy file");
+    assert!(policy.contains("kept.txt"), "the allow rule was written: {policy}");
+}
+
 #[tokio::test]
 async fn a_thousand_concurrent_uses_of_one_id_across_three_instances_run_once() {
     let env = TestEnv::strict();

@@ -61,9 +61,12 @@ async fn read_returns_text_once_and_pages() {
         json!({"path": "notes.txt", "offset": 4, "limit": 3}),
     )
     .await;
-    assert!(text(&r).starts_with("line 4\nline 5\nline 6\n"));
+    // The page is the file's text alone; how to go on is a note of its own.
+    assert_eq!(text(&r), "line 4\nline 5\nline 6\n");
     assert_eq!(structured(&r)["next_offset"], 7);
-    assert!(text(&r).contains("offset=7"), "a cut page says how to go on");
+    assert_eq!(r.content.len(), 2, "{:?}", r.content);
+    let note = r.content[1].as_text().unwrap().text.clone();
+    assert!(note.contains("offset=7"), "a cut page says how to go on: {note}");
 }
 
 #[tokio::test]
@@ -234,6 +237,9 @@ async fn malformed_arguments_and_unknown_tools_are_protocol_errors() {
         ("filesystem_read", json!({})),
         ("filesystem_read", json!({"path": 5})),
         ("filesystem_read", json!({"path": "a", "colour": "red"})),
+        ("filesystem_read", json!({"path": "a", "paths": [{"path": "b"}]})),
+        ("filesystem_read", json!({"paths": []})),
+        ("filesystem_read", json!({"paths": [{"path": "a", "colour": "red"}]})),
         ("no_such_tool", json!({})),
     ] {
         match try_call(&client, tool, args.clone()).await {

@@ -107,6 +107,7 @@ test('dashboard in headless Chromium: token, tools, approvals, audit, policy, br
   let failed = false;
   let lastPendingId = null; // the call left waiting in step 9
   let provoked422 = 0; // 422s for PUT /api/v1/execution/config that step 5 provoked on purpose
+  let provokedRules422 = 0; // 422s for PUT /api/v1/execution/rules that step 10 provoked on purpose
   // A subtest's failure is reported by node:test; remember it for the failure screenshot.
   const step = (name, fn) => t.test(name, async (st) => {
     try {
@@ -390,9 +391,65 @@ test('dashboard in headless Chromium: token, tools, approvals, audit, policy, br
     assert.equal(await page.locator('#workspace').textContent(), fs.realpathSync(ctx.workspace));
   });
 
+  // ------------------------------------------------------------ 10: rules, and approving with remember
+  await step('10. rules: listed; a bad rule is refused inline by the server; Approve with "always" adds an allow rule', async () => {
+    const table = page.locator('#rules-table tbody');
+    const shipped = (await api('GET', '/execution/rules')).body.rules;
+    await page.waitForFunction((n) => document.querySelectorAll('#rules-table tbody tr[data-rule]').length === n, shipped.length);
+    assert.match(await table.textContent(), /command git status/);
+
+    // A command rule on a tool that runs no command: the server names the rule and the field.
+    const message = page.locator('#rules-message');
+    await page.locator('#rule-tool').selectOption('filesystem_write');
+    await page.locator('#rule-kind').selectOption('command');
+    await page.locator('#rule-value').fill('ls');
+    const refused = page.waitForResponse((r) => r.url().endsWith('/api/v1/execution/rules') && r.request().method() === 'PUT');
+    await page.locator('#rule-add').click();
+    assert.equal((await refused).status(), 422);
+    provokedRules422 += 1;
+    await message.filter({ hasText: /\S/ }).waitFor();
+    assert.equal(await message.getAttribute('class'), 'error');
+    assert.match(await message.textContent(), new RegExp(`rules\\[${shipped.length}\\]\\.command`));
+    assert.deepEqual((await api('GET', '/execution/rules')).body.rules, shipped, 'a refused rule was saved');
+
+    // A valid one: saved, shown, in the policy file.
+    await page.locator('#rule-kind').selectOption('path');
+    await page.locator('#rule-value').fill('docs/**');
+    await page.locator('#rule-reason').fill('docs are fine');
+    const saved = page.waitForResponse((r) => r.url().endsWith('/api/v1/execution/rules') && r.request().method() === 'PUT');
+    await page.locator('#rule-add').click();
+    assert.equal((await saved).status(), 200);
+    await page.waitForFunction((n) => document.querySelectorAll('#rules-table tbody tr[data-rule]').length === n, shipped.length + 1);
+    const onDisk = JSON.parse(fs.readFileSync(ctx.config, 'utf8')).rules;
+    assert.deepEqual(onDisk.at(-1), { tool: 'filesystem_write', path: 'docs/**', decision: 'allow', reason: 'docs are fine' });
+    fs.mkdirSync(path.join(ctx.workspace, 'docs'));
+    const docs = await write('docs/readme.md', 'ruled');
+    assert.equal(docs.status, 200, `the new rule did not allow docs/: ${JSON.stringify(docs.body)}`);
+    assert.equal(docs.body.ok, true, JSON.stringify(docs.body));
+
+    // Approve a pending call with "always": the file's path becomes an allow rule.
+    const pending = await write('always.txt', 'remembered');
+    assert.equal(pending.status, 403, JSON.stringify(pending.body));
+    const id = pending.body.pending_id;
+    const card = page.locator(`#pending-list .pending[data-id="${id}"]`);
+    await card.waitFor({ state: 'visible' });
+    const select = card.locator('select[data-remember]');
+    const options = await select.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert.deepEqual(options, ['once', 'always'], 'a REST call has no session to remember for');
+    assert.match(await select.textContent(), /Always allow always\.txt/);
+    await select.selectOption('always');
+    const approved = page.waitForResponse((r) => r.url().endsWith(`/approvals/${id}/approve`));
+    await card.locator('button[data-action="approve"]').click();
+    assert.equal((await approved).status(), 200);
+    await page.waitForFunction((n) => document.querySelectorAll('#rules-table tbody tr[data-rule]').length === n, shipped.length + 2);
+    assert.match(await table.textContent(), /path always\.txt/);
+    const again = await write('always.txt', 'remembered');
+    assert.equal(again.status, 200, `the remembered rule did not allow the call: ${JSON.stringify(again.body)}`);
+  });
+
   // ------------------------------------------------------------ 9: screenshot with a pending call and audit rows
   await step('9. full-page screenshot with a pending approval and audit rows', async () => {
-    const pending = await write('notes/screenshot.txt', 'waiting for a yes\n');
+    const pending = await write('screenshot.txt', 'waiting for a yes\n');
     assert.equal(pending.status, 403, JSON.stringify(pending.body));
     lastPendingId = pending.body.pending_id;
     await page.locator(`#pending-list .pending[data-id="${pending.body.pending_id}"]`).waitFor({ state: 'visible' });
@@ -440,8 +497,14 @@ test('dashboard in headless Chromium: token, tools, approvals, audit, policy, br
   // ------------------------------------------------------------ 7: console and page errors, whole run
   await step('7. no console errors (but the expected 401s and the provoked 422) and no page errors', async () => {
     let allowed422 = provoked422;
+    let allowedRules422 = provokedRules422;
     const unexpected = consoleErrors.filter((m) => {
       if (EXPECTED_RESOURCE_ERROR.test(m.text)) return false;
+      if (allowedRules422 > 0 && EXPECTED_422.test(m.text)
+        && new URL(m.url || '/', srv.base).pathname === '/api/v1/execution/rules') {
+        allowedRules422 -= 1;
+        return false;
+      }
       if (allowed422 > 0 && EXPECTED_422.test(m.text)
         && new URL(m.url || '/', srv.base).pathname === '/api/v1/execution/config') {
         allowed422 -= 1;

@@ -35,7 +35,7 @@ const CORE_TOOLS = [
 ];
 
 // Also registered (src/tools/mod.rs, DESIGN.md "Default risks"): the local-model tools.
-const EXPECTED_TOOLS = [...CORE_TOOLS, 'run_playbook', 'reason', 'brain_status'];
+const EXPECTED_TOOLS = [...CORE_TOOLS, 'edit_file', 'run_playbook', 'reason', 'brain_status'];
 
 const TOKEN = 'interop-node-token-0123456789abcdef';
 
@@ -343,4 +343,141 @@ test('cancellation: a request timeout while the approval is pending denies the w
   assert.ok(!list.isError, textOf(list));
 
   await closeStdioPromptly(client);
+});
+
+// ---------------------------------------------------------------- rules and remembered answers
+
+/** A workspace with these rules, its own operator-socket folder, and a few harmless commands allowed. */
+function ruledEnv(t, rules, approvalMode = 'require_approval') {
+  const ctx = makeEnv(t, { approvalMode, extraEnv: { SHELL_ALLOWLIST: 'ls,echo,printf' } });
+  const runtime = path.join(ctx.base, 'run');
+  fs.mkdirSync(runtime, { mode: 0o700 });
+  ctx.env.XDG_RUNTIME_DIR = runtime;
+  const policy = JSON.parse(fs.readFileSync(ctx.config, 'utf8'));
+  policy.rules = rules;
+  fs.writeFileSync(ctx.config, JSON.stringify(policy, null, 2));
+  return ctx;
+}
+
+/** A client that answers yes with `remember` (or refuses) and records each question. */
+function asker(remember, approve = true) {
+  const questions = [];
+  const client = newClient({ elicitation: true });
+  client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    questions.push(req.params);
+    const content = { approve };
+    if (remember) content.remember = remember;
+    return { action: 'accept', content };
+  });
+  return { client, questions };
+}
+
+const offered = (q) => (q.requestedSchema?.properties?.remember?.oneOf ?? []).map((c) => c.const);
+const callsOf = (ctx, tool) => readAudit(ctx.audit).filter((l) => l.tool === tool && l.client !== 'operator');
+
+test('stdio: an allow rule runs unasked, forbid refuses unasked, a path rule allows docs/ and asks for src/', async (t) => {
+  const ctx = ruledEnv(t, [
+    { tool: 'shell_exec', command: 'echo', decision: 'allow' },
+    { tool: 'shell_exec', command: 'printf', decision: 'forbid', reason: 'printing is for humans' },
+    { tool: 'filesystem_write', path: 'docs/**', decision: 'allow' },
+  ]);
+  const { client, questions } = asker(null);
+  await connect(t, client, stdioTransport(ctx));
+  const echo = await client.callTool({ name: 'shell_exec', arguments: { command: 'echo allowed' } });
+  assert.ok(!echo.isError, textOf(echo));
+  const printf = await client.callTool({ name: 'shell_exec', arguments: { command: 'printf no' } });
+  assert.equal(printf.isError, true);
+  assert.match(textOf(printf), /printing is for humans/);
+  assert.equal(questions.length, 0, 'asked about a command a rule decides');
+  const docs = await client.callTool({ name: 'filesystem_write', arguments: { path: 'docs/x.md', content: 'd', create_dirs: true } });
+  assert.ok(!docs.isError && questions.length === 0, textOf(docs));
+  const src = await client.callTool({ name: 'filesystem_write', arguments: { path: 'src/x.rs', content: 's', create_dirs: true } });
+  assert.ok(!src.isError, textOf(src));
+  assert.equal(questions.length, 1, 'src/x.rs did not ask');
+  const shell = callsOf(ctx, 'shell_exec');
+  assert.equal(shell[0].rule, 'rules[0] shell_exec command "echo" allow');
+  assert.equal(shell[1].decision, 'denied');
+  assert.equal(shell[1].rule, 'rules[1] shell_exec command "printf" forbid');
+  const writes = callsOf(ctx, 'filesystem_write');
+  assert.equal(writes[0].rule, 'rules[2] filesystem_write path "docs/**" allow');
+  assert.equal(writes[1].approval.via, 'elicitation');
+});
+
+test('stdio: an ask rule asks in auto mode', async (t) => {
+  const ctx = ruledEnv(t, [{ tool: 'shell_exec', command: 'echo', decision: 'ask' }], 'auto');
+  const { client, questions } = asker(null);
+  await connect(t, client, stdioTransport(ctx));
+  const r = await client.callTool({ name: 'shell_exec', arguments: { command: 'echo asked' } });
+  assert.ok(!r.isError, textOf(r));
+  assert.equal(questions.length, 1);
+  assert.match(questions[0].message, /rules\[0\]/);
+});
+
+test('stdio: remember session holds in the session, not in a new one; remember always outlives the process', async (t) => {
+  const ctx = ruledEnv(t, []);
+  const first = asker('session');
+  await connect(t, first.client, stdioTransport(ctx));
+  await first.client.callTool({ name: 'shell_exec', arguments: { command: 'echo one' } });
+  assert.deepEqual(offered(first.questions[0]), ['once', 'session', 'always']);
+  assert.match(JSON.stringify(first.questions[0].requestedSchema), /Allow `echo …` for this session/);
+  const two = await first.client.callTool({ name: 'shell_exec', arguments: { command: 'echo two' } });
+  assert.ok(!two.isError, textOf(two));
+  assert.equal(first.questions.length, 1, 'the session answer did not hold');
+  await first.client.close();
+
+  const second = asker('always');
+  await connect(t, second.client, stdioTransport(ctx));
+  await second.client.callTool({ name: 'shell_exec', arguments: { command: 'echo three' } });
+  assert.equal(second.questions.length, 1, 'a new session inherited the answer');
+  await second.client.close();
+  const rules = JSON.parse(fs.readFileSync(ctx.config, 'utf8')).rules;
+  assert.deepEqual(rules, [{ tool: 'shell_exec', command: 'echo', decision: 'allow' }]);
+
+  const third = asker(null);
+  await connect(t, third.client, stdioTransport(ctx));
+  const r = await third.client.callTool({ name: 'shell_exec', arguments: { command: 'echo four' } });
+  assert.ok(!r.isError, textOf(r));
+  assert.equal(third.questions.length, 0, 'a new process did not honour the remembered rule');
+
+  const shell = callsOf(ctx, 'shell_exec');
+  assert.equal(shell[0].remember, 'session');
+  assert.equal(shell[1].approval.via, 'remembered');
+  assert.equal(shell[2].remember, 'always');
+  assert.equal(shell[3].rule, 'rules[0] shell_exec command "echo" allow');
+});
+
+test('streamable HTTP: a session answer binds to the Mcp-Session-Id', async (t) => {
+  const ctx = ruledEnv(t, []);
+  const srv = await startHttpServer(t, ctx, { token: TOKEN });
+  const url = new URL(`${srv.base}/mcp`);
+  const opts = { requestInit: { headers: { 'X-Execution-Token': TOKEN } } };
+  const a = asker('session');
+  await connect(t, a.client, new StreamableHTTPClientTransport(url, opts));
+  await a.client.callTool({ name: 'shell_exec', arguments: { command: 'echo a' } });
+  await a.client.callTool({ name: 'shell_exec', arguments: { command: 'echo b' } });
+  assert.equal(a.questions.length, 1, 'the session answer did not hold over HTTP');
+  const b = asker(null);
+  await connect(t, b.client, new StreamableHTTPClientTransport(url, opts));
+  await b.client.callTool({ name: 'shell_exec', arguments: { command: 'echo c' } });
+  assert.equal(b.questions.length, 1, 'another HTTP session used the answer');
+});
+
+test('stdio only: `execlayer approve ID` over the operator socket, and the retry runs', async (t) => {
+  const ctx = ruledEnv(t, []);
+  const client = newClient();
+  await connect(t, client, stdioTransport(ctx));
+  const refused = await client.callTool({ name: 'filesystem_write', arguments: { path: 'w.txt', content: 'w' } });
+  assert.equal(refused.isError, true);
+  const id = refused._meta?.['execlayer/pending_approval_id'];
+  assert.ok(id, `no pending id: ${textOf(refused)}`);
+  assert.match(textOf(refused), new RegExp(`execlayer approve ${id}`));
+  assert.doesNotMatch(textOf(refused), /\/api\/v1/, 'a stdio-only server named an HTTP route');
+  const out = execFileSync(BIN, ['approve', id], { env: childEnv({ XDG_RUNTIME_DIR: ctx.env.XDG_RUNTIME_DIR }), cwd: ctx.base, encoding: 'utf8' });
+  assert.match(out, new RegExp(`approved ${id}`));
+  const retry = await client.callTool({ name: 'filesystem_write', arguments: { path: 'w.txt', content: 'w', approval_id: id } });
+  assert.ok(!retry.isError, textOf(retry));
+  assert.equal(fs.readFileSync(path.join(ctx.workspace, 'w.txt'), 'utf8'), 'w');
+  const writes = callsOf(ctx, 'filesystem_write');
+  assert.equal(writes.at(-1).approval.via, 'approval_id');
+  assert.ok(readAudit(ctx.audit).some((l) => l.client === 'operator' && l.approval?.via === 'operator (socket)'));
 });
