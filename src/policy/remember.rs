@@ -115,7 +115,8 @@ impl RememberOffer {
     }
 }
 
-/// Session-scoped answers, behind the narrow interface the state store implements.
+/// Session-scoped answers. Held by the instance serving the session (a
+/// session lives on one instance), not in the shared state store.
 pub trait SessionAnswers: Send + Sync {
     /// Remembers `rule` for `session`.
     fn remember(&self, session: &str, rule: Rule) -> Result<(), String>;
