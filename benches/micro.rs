@@ -1,7 +1,9 @@
 //! Criterion micro-benchmarks of the hot paths: path confinement, the
 //! allowlist, patch parse + apply, an audit append, a whole gated call
 //! next to the same tool run directly (the cost of the gate and the audit),
-//! and what 100 policy rules add to a call (subject + verdict).
+//! what 100 policy rules add to a call (subject + verdict), and the approval
+//! state in memory next to Redis (a `redis-server` started on a free loopback
+//! port; skipped when it is not installed).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,6 +23,10 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with("auto", &[])
+}
+
+fn fixture_with(mode: &str, extra: &[(&str, &str)]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = dir.path().join("ws");
     std::fs::create_dir_all(ws.join("src/deep/er")).expect("mkdir");
@@ -34,7 +40,9 @@ fn fixture() -> Fixture {
     let policy = dir.path().join("policy.json");
     std::fs::write(
         &policy,
-        r#"{"approval_mode":"auto","approval_ttl_seconds":300,"approval_timeout_seconds":120,"max_steps_per_run":10,"max_retries_per_tool":2}"#,
+        format!(
+            r#"{{"approval_mode":"{mode}","approval_ttl_seconds":300,"approval_timeout_seconds":120,"max_steps_per_run":10,"max_retries_per_tool":2}}"#
+        ),
     )
     .expect("policy");
     let mut env = RawEnv::new();
@@ -45,6 +53,9 @@ fn fixture() -> Fixture {
         "EXECUTION_AUDIT_LOG".into(),
         dir.path().join("audit.jsonl").display().to_string(),
     );
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
     let settings = Settings::from_env(&env, dir.path()).expect("settings");
     Fixture {
         engine: Engine::new(settings).expect("engine"),
@@ -340,6 +351,136 @@ fn placement(c: &mut Criterion) {
     }
 }
 
+/// A `redis-server` on a free loopback port, killed when dropped.
+struct Redis(std::process::Child, u16);
+
+impl Redis {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = std::env::temp_dir();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut redis = Self(child, port);
+        // Up to 20 s: a loaded machine starts it slowly.
+        for _ in 0..2000 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(redis);
+            }
+            if let Ok(Some(status)) = redis.0.try_wait() {
+                eprintln!("redis-server exited at start: {status}");
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None // dropping `redis` kills it
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The approval state's cost, in memory and through Redis: one used
+/// requestState (`SET NX`), one operator cycle (request → decide → consume),
+/// and a whole approved write through the gate (grant, then the call that
+/// consumes it).
+fn state(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let redis = Redis::start();
+    if redis.is_none() {
+        eprintln!(
+            "redis-server could not be started (apt-get install redis-server): only the memory store is measured"
+        );
+    }
+    let key = "0123456789abcdef0123456789abcdef";
+    let url = redis.as_ref().map(|r| format!("redis://127.0.0.1:{}/0", r.1));
+    let mut stores = vec![("memory", fixture_with("require_approval", &[]))];
+    if let Some(url) = &url {
+        let extra = [("EXECUTION_STATE_URL", url.as_str()), ("EXECUTION_STATE_KEY", key)];
+        stores.push(("redis", fixture_with("require_approval", &extra)));
+    }
+    let ttl = std::time::Duration::from_secs(60);
+    let caller = Caller::new(Door::Rest);
+    for (name, f) in &stores {
+        let state = &f.engine.state;
+        c.bench_function(&format!("state/{name}/consume_request_state"), |b| {
+            b.iter(|| {
+                let nonce = execlayer::state::new_id();
+                assert!(rt.block_on(state.consume_nonce(&nonce, ttl)).expect("store"));
+            })
+        });
+        let mut n = 0u64;
+        c.bench_function(&format!("state/{name}/operator_cycle"), |b| {
+            b.iter(|| {
+                n += 1;
+                let digest = format!("{n:064x}");
+                rt.block_on(async {
+                    let p = state
+                        .request("filesystem_write", &digest, "write", Risk::Medium, ttl)
+                        .await
+                        .expect("request");
+                    state.decide(&p.id, true, "op", ttl).await.expect("decide");
+                    state
+                        .consume(&p.id, "filesystem_write", &digest)
+                        .await
+                        .expect("consume")
+                })
+            })
+        });
+        c.bench_function(&format!("gate/{name}/approved_write_1KiB"), |b| {
+            let content = "x".repeat(1024);
+            b.iter(|| {
+                rt.block_on(async {
+                    let grant = state
+                        .grant_tool("filesystem_write", Risk::Medium, "op", ttl)
+                        .await
+                        .expect("grant");
+                    let args = json!({"path": "out.txt", "content": content, "approval_id": grant.id});
+                    let outcome = f
+                        .engine
+                        .call(
+                            &caller,
+                            "filesystem_write",
+                            args.as_object().cloned(),
+                            ApprovalSource::IdOnly,
+                            CallOptions::default(),
+                        )
+                        .await
+                        .expect("call");
+                    let execlayer::engine::CallOutcome::Done(r) = outcome else {
+                        panic!("no input expected")
+                    };
+                    assert!(!r.is_error, "{}", r.text);
+                })
+            })
+        });
+    }
+}
+
 criterion_group!(
     benches,
     confinement,
@@ -349,6 +490,7 @@ criterion_group!(
     gate,
     editing,
     placement,
-    rules
+    rules,
+    state
 );
 criterion_main!(benches);

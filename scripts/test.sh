@@ -5,7 +5,8 @@
 #
 # It installs what it needs when missing: a Python venv with the pinned `mcp`
 # SDK (target/interop/venv), the pinned npm packages (tests/interop/node), and
-# Debian's chromium (apt, as root).
+# Debian's chromium and redis-server (apt, as root; the Redis tests start their
+# own redis-server on a free loopback port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -24,6 +25,15 @@ step "lints"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "Rust tests (unit, integration through real MCP clients, schemas)"
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "redis-server is missing: install Debian's redis-server package (sudo apt-get install redis-server)" >&2
+    exit 1
+  fi
+fi
 cargo test --locked
 
 if [ -n "${EXECLAYER_FUZZ:-}" ]; then

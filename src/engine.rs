@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{ApprovalNote, AuditLog, AuditRecord, Decision, Door};
 use crate::policy::{
-    ApprovalMode, Approvals, MemorySessionAnswers, PolicyStore, Remember, RememberOffer, Risk, RuleDecision,
-    SessionAnswers, Subject, Verdict,
+    ApprovalMode, MemorySessionAnswers, PolicyStore, Remember, RememberOffer, Risk, RuleDecision, SessionAnswers,
+    Subject, Verdict,
 };
 use crate::settings::Settings;
 use crate::tools::{APPROVAL_ID_ARG, BoxFuture, Progress, Registry, ToolContext, ToolSpec};
@@ -41,6 +41,9 @@ pub enum OperatorError {
     NotPending(String),
     #[error("{0}")]
     Invalid(String),
+    /// The approval state store could not be asked; nothing was decided.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What an approver is asked: exactly what will happen.
@@ -192,7 +195,8 @@ pub struct Engine {
     pub settings: Arc<Settings>,
     pub workspace: Arc<Workspace>,
     pub policy: PolicyStore,
-    pub approvals: Approvals,
+    /// Approval ids, used `requestState`s and session answers (memory or Redis).
+    pub state: Arc<dyn crate::state::StateStore>,
     pub audit: AuditLog,
     pub registry: Registry,
     /// Yes answers remembered for a session.
@@ -225,6 +229,7 @@ impl Engine {
             "commit journal folder",
             false,
         );
+        workspace.protect(&crate::state::nonce_file(&settings), "used-requestState file", false);
         if let Some(env_file) = &settings.env_file {
             workspace.protect(env_file, ".env file (it may hold the token)", true);
         }
@@ -243,13 +248,14 @@ impl Engine {
         let policy = PolicyStore::open(&settings.config_path, registry.risks())?;
         // A log that cannot be opened refuses changes instead of stopping the server.
         let audit = AuditLog::open_or_unavailable(&settings.audit_log);
+        let state = crate::state::open(&settings)?;
         Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
             git: Arc::default(),
             settings: Arc::new(settings),
             workspace: Arc::new(workspace),
             policy,
-            approvals: Approvals::new(),
+            state,
             audit,
             registry,
             sessions: Arc::new(MemorySessionAnswers::default()),
@@ -503,7 +509,7 @@ impl Engine {
             };
             let who = caller.client.clone().unwrap_or_else(|| "client".into());
             if let Some(id) = approval_id {
-                match self.approvals.consume(&id, tool_name, &digest) {
+                match self.state.consume(&id, tool_name, &digest).await {
                     Ok(granted) => {
                         record.approval = Some(ApprovalNote {
                             via: "approval_id".into(),
@@ -538,13 +544,30 @@ impl Engine {
                     ApprovalSource::IdOnly => {
                         let q = question();
                         let ttl = Duration::from_secs(policy.approval_ttl_seconds);
-                        let pending = self.approvals.request(tool_name, &digest, &q.details, risk, ttl);
+                        let pending = match self.state.request(tool_name, &digest, &q.details, risk, ttl).await {
+                            Ok(pending) => pending,
+                            Err(e) => {
+                                record.approval = Some(ApprovalNote {
+                                    via: "operator".into(),
+                                    id: None,
+                                    answer: Some("store unavailable".into()),
+                                });
+                                let text = format!("approval required: {e}");
+                                let response = ToolResponse::refused(Decision::Denied, text);
+                                return Ok(CallOutcome::Done(self.finish(record, started, response)));
+                            }
+                        };
                         let door = serde_json::to_value(caller.door)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_owned))
                             .unwrap_or_default();
-                        self.approvals
-                            .annotate(&pending.id, offer.clone(), caller.session.clone(), &door);
+                        if let Err(e) = self
+                            .state
+                            .annotate(&pending.id, offer.clone(), caller.session.clone(), &door)
+                            .await
+                        {
+                            tracing::warn!(id = %pending.id, error = %e, "could not note the remember offer on a pending approval");
+                        }
                         record.approval = Some(ApprovalNote {
                             via: "operator".into(),
                             id: Some(pending.id.clone()),
@@ -707,7 +730,7 @@ impl Engine {
 
     /// An operator's answer to pending approval `id`, optionally remembered.
     /// A `remember` the pending call cannot take is refused before anything is decided.
-    pub fn decide_operator(
+    pub async fn decide_operator(
         &self,
         id: &str,
         approve: bool,
@@ -716,9 +739,14 @@ impl Engine {
         via: &str,
     ) -> Result<crate::policy::Approval, OperatorError> {
         if approve && remember != Remember::Once {
-            let pending = self.approvals.get(id).ok_or_else(|| {
-                OperatorError::Unknown(crate::policy::ApprovalError::Unknown(id.to_owned()).to_string())
-            })?;
+            let pending = self
+                .state
+                .get(id)
+                .await
+                .map_err(|e| OperatorError::Unavailable(e.to_string()))?
+                .ok_or_else(|| {
+                    OperatorError::Unknown(crate::policy::ApprovalError::Unknown(id.to_owned()).to_string())
+                })?;
             match (&pending.remember, remember) {
                 (None, _) => {
                     return Err(OperatorError::Invalid(format!(
@@ -734,8 +762,9 @@ impl Engine {
             }
         }
         let ttl = Duration::from_secs(self.policy.current().approval_ttl_seconds);
-        let decided = self.approvals.decide(id, approve, by, ttl).map_err(|e| match e {
+        let decided = self.state.decide(id, approve, by, ttl).await.map_err(|e| match e {
             crate::policy::ApprovalError::NotPending(_) => OperatorError::NotPending(e.to_string()),
+            crate::policy::ApprovalError::Unavailable { .. } => OperatorError::Unavailable(e.to_string()),
             _ => OperatorError::Unknown(e.to_string()),
         })?;
         let mut label = None;

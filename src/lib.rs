@@ -7,7 +7,8 @@
 //! Module map:
 //! - [`settings`]: environment and `.env` → validated [`settings::Settings`].
 //! - [`command`]: the command grammar: argv splitting, shell operators, the allowlist, git's options.
-//! - [`policy`]: the policy file, the live policy, the approvals store.
+//! - [`policy`]: the policy file, the live policy, approval rules, remembered answers.
+//! - [`state`]: approval ids, used `requestState`s, session answers (memory or Redis).
 //! - [`workspace`]: path confinement ([`workspace::WorkspacePath`]).
 //! - [`engine`]: the gate.
 //! - [`audit`]: the append-only JSONL log.
@@ -46,5 +47,6 @@ pub mod sandbox;
 pub mod schemas;
 pub mod server;
 pub mod settings;
+pub mod state;
 pub mod tools;
 pub mod workspace;

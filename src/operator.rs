@@ -194,7 +194,7 @@ mod unix {
         let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
         let answer = match tokio::time::timeout(CLIENT_TIMEOUT, reader.read_line(&mut line)).await {
             Ok(Ok(_)) => match serde_json::from_str::<Value>(&line) {
-                Ok(request) => handle(core, info, &request),
+                Ok(request) => handle(core, info, &request).await,
                 Err(e) => json!({"ok": false, "error": format!("the request is not JSON: {e}")}),
             },
             _ => return,
@@ -204,17 +204,15 @@ mod unix {
         let _ = write.write_all(text.as_bytes()).await;
     }
 
-    fn handle(core: &Core, info: &ServerInfo, request: &Value) -> Value {
+    async fn handle(core: &Core, info: &ServerInfo, request: &Value) -> Value {
         let engine = &core.engine;
         let id = request.get("id").and_then(Value::as_str).unwrap_or_default();
         match request.get("op").and_then(Value::as_str) {
             Some("list") => {
-                let pending: Vec<Value> = engine
-                    .approvals
-                    .pending()
-                    .iter()
-                    .map(crate::http::rest::approval_json)
-                    .collect();
+                let pending: Vec<Value> = match engine.state.pending().await {
+                    Ok(list) => list.iter().map(crate::http::rest::approval_json).collect(),
+                    Err(e) => return json!({"ok": false, "kind": "unavailable", "error": e.to_string()}),
+                };
                 json!({
                     "ok": true,
                     "server": {
@@ -236,13 +234,17 @@ mod unix {
                 let Some(remember) = remember else {
                     return json!({"ok": false, "kind": "invalid", "error": "`remember` must be once, session or always"});
                 };
-                match engine.decide_operator(id, approve, remember, "operator (socket)", "operator (socket)") {
+                match engine
+                    .decide_operator(id, approve, remember, "operator (socket)", "operator (socket)")
+                    .await
+                {
                     Ok(a) => {
                         json!({"ok": true, "approval": crate::http::rest::approval_json(&a), "remembered": remember.as_str()})
                     }
                     Err(OperatorError::Unknown(e)) => json!({"ok": false, "kind": "unknown", "error": e}),
                     Err(OperatorError::NotPending(e)) => json!({"ok": false, "kind": "not_pending", "error": e}),
                     Err(OperatorError::Invalid(e)) => json!({"ok": false, "kind": "invalid", "error": e}),
+                    Err(OperatorError::Unavailable(e)) => json!({"ok": false, "kind": "unavailable", "error": e}),
                 }
             }
             _ => json!({"ok": false, "kind": "invalid", "error": "unknown op; use list, approve or deny"}),

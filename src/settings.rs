@@ -56,6 +56,8 @@ pub struct Settings {
     pub state_key: Option<Vec<u8>>,
     /// `EXECUTION_SANDBOX`, `EXECUTION_SANDBOX_READ`, `EXECUTION_SANDBOX_WRITE`.
     pub sandbox: crate::sandbox::SandboxSettings,
+    /// Shared approval state (`redis://…`); `None` keeps it in this process.
+    pub state_url: Option<String>,
     pub models: ModelPaths,
     pub ollama: OllamaSettings,
     /// Timeouts and the connection cap of the HTTP door.
@@ -219,6 +221,34 @@ impl Settings {
             write: path_list(get("EXECUTION_SANDBOX_WRITE"), "EXECUTION_SANDBOX_WRITE", home.as_deref(), cwd)?,
         };
 
+        let state_url = match get("EXECUTION_STATE_URL") {
+            None => None,
+            Some(u) if u.starts_with("rediss://") || u.starts_with("valkeys://") => {
+                return Err(invalid(
+                    "EXECUTION_STATE_URL",
+                    "TLS (rediss://) is not built into execlayer; reach Redis over a private network, a Unix socket (redis+unix:///path) or a local TLS tunnel, with a redis:// URL",
+                ));
+            }
+            Some(u) if u.starts_with("redis://") || u.starts_with("redis+unix://") || u.starts_with("unix://") => {
+                Some(u.to_owned())
+            }
+            Some(u) => {
+                return Err(invalid(
+                    "EXECUTION_STATE_URL",
+                    format!(
+                        "{:?} is not a Redis URL; expected redis://[user:password@]host[:port][/db] or redis+unix:///path",
+                        u.split('@').next_back().unwrap_or_default()
+                    ),
+                ));
+            }
+        };
+        if state_url.is_some() && state_key.is_none() {
+            return Err(invalid(
+                "EXECUTION_STATE_KEY",
+                "must be set when EXECUTION_STATE_URL is: every instance sharing the store needs the same key to open each other's requestStates (use e.g. `openssl rand -hex 32`)",
+            ));
+        }
+
         let models_root = path("MODELS_ROOT")?;
         let derived = |sub: &str| models_root.as_ref().map(|r| r.join(sub));
         let ollama_models = path("OLLAMA_MODELS")?.or_else(|| derived("ollama"));
@@ -275,6 +305,7 @@ impl Settings {
             shell_max_timeout,
             state_key,
             sandbox,
+            state_url,
             models: ModelPaths {
                 models_root,
                 ollama_models,
@@ -455,9 +486,18 @@ mod tests {
             ("EXECUTION_HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("EXECUTION_HTTP_IDLE_TIMEOUT_SECS", "soon"),
             ("EXECUTION_HTTP_MAX_CONNECTIONS", "0"),
+            ("EXECUTION_STATE_URL", "rediss://cache.internal:6380"),
+            ("EXECUTION_STATE_URL", "http://cache.internal:6379"),
+            // A shared store without a shared key cannot open other instances' states.
+            ("EXECUTION_STATE_KEY", ""),
         ];
         for (var, value) in cases {
-            let err = Settings::from_env(&env(&[("HOME", "/h"), (var, value)]), dir.path()).unwrap_err();
+            let pairs = if value.is_empty() {
+                vec![("HOME", "/h"), ("EXECUTION_STATE_URL", "redis://127.0.0.1:6379")]
+            } else {
+                vec![("HOME", "/h"), (var, value)]
+            };
+            let err = Settings::from_env(&env(&pairs), dir.path()).unwrap_err();
             assert!(err.to_string().starts_with(var), "{err}");
         }
     }

@@ -16,7 +16,7 @@ use super::json_error;
 use crate::audit::{Decision, Door};
 use crate::engine::OperatorError;
 use crate::engine::{ApprovalSource, CallOptions, CallOutcome, Caller, GateError};
-use crate::policy::{Approval, ApprovalMode, Remember, Rule, RuleSet};
+use crate::policy::{Approval, ApprovalError, ApprovalMode, Remember, Rule, RuleSet};
 use crate::server::Core;
 use crate::tools::APPROVAL_ID_ARG;
 
@@ -236,10 +236,15 @@ async fn grant(State(core): State<Core>, Query(q): Query<GrantQuery>) -> Respons
     }
     let policy = core.engine.policy.current();
     let ttl = Duration::from_secs(policy.approval_ttl_seconds);
-    let a = core
+    let a = match core
         .engine
-        .approvals
-        .grant_tool(&q.tool_name, policy.risk(&q.tool_name), "operator (REST)", ttl);
+        .state
+        .grant_tool(&q.tool_name, policy.risk(&q.tool_name), "operator (REST)", ttl)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return store_error(e),
+    };
     core.engine.record_operator(&a, true, "operator", None);
     Json(json!({
         "approval_id": a.id,
@@ -250,9 +255,23 @@ async fn grant(State(core): State<Core>, Query(q): Query<GrantQuery>) -> Respons
     .into_response()
 }
 
-async fn pending(State(core): State<Core>) -> Json<Value> {
-    let list: Vec<Value> = core.engine.approvals.pending().iter().map(approval_json).collect();
-    Json(json!({ "pending": list }))
+/// The state store could not be asked: 503, and nothing changed.
+fn store_error(e: ApprovalError) -> Response {
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "approval state store unavailable",
+        Some(e.to_string()),
+    )
+}
+
+async fn pending(State(core): State<Core>) -> Response {
+    match core.engine.state.pending().await {
+        Ok(list) => {
+            let list: Vec<Value> = list.iter().map(approval_json).collect();
+            Json(json!({ "pending": list })).into_response()
+        }
+        Err(e) => store_error(e),
+    }
 }
 
 /// An operator's answer: `{"remember": "once" | "session" | "always"}` (optional).
@@ -267,6 +286,7 @@ async fn decide(core: &Core, id: &str, approve: bool, remember: Remember) -> Res
     match core
         .engine
         .decide_operator(id, approve, remember, "operator (REST)", "operator (REST)")
+        .await
     {
         Ok(a) => {
             let mut body = approval_json(&a);
@@ -276,6 +296,11 @@ async fn decide(core: &Core, id: &str, approve: bool, remember: Remember) -> Res
         Err(OperatorError::NotPending(e)) => json_error(StatusCode::CONFLICT, "not pending", Some(e)),
         Err(OperatorError::Invalid(e)) => json_error(StatusCode::UNPROCESSABLE_ENTITY, "cannot remember", Some(e)),
         Err(OperatorError::Unknown(e)) => json_error(StatusCode::NOT_FOUND, "unknown approval", Some(e)),
+        Err(OperatorError::Unavailable(e)) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "approval state store unavailable",
+            Some(e),
+        ),
     }
 }
 

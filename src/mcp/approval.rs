@@ -5,7 +5,8 @@
 //! - 2026-07-28, client declared elicitation: answer with `input_required`
 //!   carrying the question and a sealed `requestState` ([`Seals`]); the retry's
 //!   answer is trusted only when the state opens with this exact tool and
-//!   argument digest, has not expired and was not used before.
+//!   argument digest, has not expired and was not used before on any instance
+//!   sharing the state store (its nonce is consumed there, atomically).
 //! - Otherwise: the operator path (a pending approval id).
 //!
 //! The form has a required `approve` boolean and, when the call can be
@@ -15,9 +16,9 @@
 //!
 //! Anything but an explicit yes is a no.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ConstTitle, ElicitRequest, ElicitRequestParams, ElicitResult,
@@ -31,6 +32,7 @@ use serde_json::Value;
 
 use crate::engine::{ApprovalAnswer, ApprovalQuestion, ApprovalSource, Approver, call_digest};
 use crate::policy::Remember;
+use crate::state::StateStore;
 use crate::tools::BoxFuture;
 
 /// The key under which the approval question travels in `inputRequests`.
@@ -40,10 +42,11 @@ pub const APPROVE_FIELD: &str = "approve";
 /// The field saying how long a yes lasts.
 pub const REMEMBER_FIELD: &str = "remember";
 
-/// Seals and checks `requestState` tokens; remembers used ones until they expire.
+/// Seals and checks `requestState` tokens; the state store remembers used
+/// ones until they expire.
 pub struct Seals {
     codec: RequestStateCodec,
-    used: Mutex<HashMap<String, Instant>>,
+    store: Arc<dyn StateStore>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,8 +61,9 @@ struct SealedApproval {
 }
 
 impl Seals {
-    /// `key` (at least 32 bytes) lets several instances share states; `None` picks a random key.
-    pub fn new(key: Option<&[u8]>) -> anyhow::Result<Self> {
+    /// `key` (at least 32 bytes) lets several instances share states; `None`
+    /// picks a random key. Used nonces go to `store`.
+    pub fn new(key: Option<&[u8]>, store: Arc<dyn StateStore>) -> anyhow::Result<Self> {
         let key = match key {
             Some(k) => k.to_vec(),
             None => {
@@ -69,7 +73,7 @@ impl Seals {
         };
         Ok(Self {
             codec: RequestStateCodec::try_new(key).map_err(|e| anyhow::anyhow!("EXECUTION_STATE_KEY: {e}"))?,
-            used: Mutex::new(HashMap::new()),
+            store,
         })
     }
 
@@ -102,8 +106,9 @@ impl Seals {
 
     /// Opens a state for `tool` and `digest` and marks it used; returns the
     /// `remember` values its question offered. The error is deliberately the
-    /// same for every kind of failure.
-    pub fn open(
+    /// same for every kind of failure, except a state store that cannot be
+    /// reached (then nothing is known, and the answer is no).
+    pub async fn open(
         &self,
         sealed: &str,
         tool: &str,
@@ -117,15 +122,16 @@ impl Seals {
         if payload.tool != tool || payload.digest != digest {
             return Err(REFUSED.to_owned());
         }
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        used.retain(|_, expiry| *expiry > now);
-        if used.contains_key(&payload.nonce) {
-            return Err(REFUSED.to_owned());
-        }
         // Remember it a little longer than it can live.
-        used.insert(payload.nonce, now + ttl + Duration::from_secs(60));
-        Ok(payload.offered)
+        match self
+            .store
+            .consume_nonce(&payload.nonce, ttl + Duration::from_secs(60))
+            .await
+        {
+            Ok(true) => Ok(payload.offered),
+            Ok(false) => Err(REFUSED.to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -252,7 +258,7 @@ fn can_elicit(context: &RequestContext<RoleServer>) -> bool {
 }
 
 impl Channel {
-    pub fn for_request(
+    pub async fn for_request(
         engine: &crate::engine::Engine,
         seals: &std::sync::Arc<Seals>,
         ttl: Duration,
@@ -266,7 +272,10 @@ impl Channel {
             let digest = engine
                 .approval_digest(&request.name, request.arguments.as_ref())
                 .unwrap_or_else(|| call_digest(request.arguments.as_ref()));
-            let offered = match seals.open(state, &request.name, &digest, &caller_name(context), ttl) {
+            let offered = match seals
+                .open(state, &request.name, &digest, &caller_name(context), ttl)
+                .await
+            {
                 Ok(offered) => offered,
                 Err(reason) => return Channel::Answered(ApprovalAnswer::Denied(reason)),
             };

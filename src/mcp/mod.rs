@@ -51,7 +51,10 @@ impl Hub {
             peers: Mutex::default(),
             sinks: Mutex::default(),
             next_sink: Default::default(),
-            seals: Arc::new(approval::Seals::new(engine.settings.state_key.as_deref())?),
+            seals: Arc::new(approval::Seals::new(
+                engine.settings.state_key.as_deref(),
+                engine.state.clone(),
+            )?),
         });
         let mut changes = engine.policy.subscribe();
         let weak = Arc::downgrade(&hub);
@@ -277,7 +280,7 @@ impl ServerHandler for McpServer {
             progress: progress_for(&context),
         };
         let ttl = std::time::Duration::from_secs(self.engine.policy.current().approval_timeout_seconds);
-        let channel = approval::Channel::for_request(&self.engine, &self.hub.seals, ttl, &request, &context);
+        let channel = approval::Channel::for_request(&self.engine, &self.hub.seals, ttl, &request, &context).await;
         let outcome = self
             .engine
             .call(

@@ -1,5 +1,5 @@
 //! Policy: the policy file ([`config`]), the live copy every call reads
-//! ([`PolicyStore`]) and the approvals store ([`approvals`]).
+//! ([`PolicyStore`]); approval ids live in [`crate::state`].
 //!
 //! The store keeps the parsed policy behind an `Arc` so a call reads it without
 //! touching the disk; changes (REST, a file edit picked up by [`PolicyStore::reload`],
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-pub use approvals::{Approval, ApprovalError, ApprovalState, Approvals};
+pub use approvals::{Approval, ApprovalError, ApprovalState};
 pub use config::{ApprovalMode, Policy, PolicyError, PolicyFile, Risk, ToolPolicy};
 pub use remember::{MemorySessionAnswers, Remember, RememberOffer, SessionAnswers};
 pub use rules::{Rule, RuleDecision, RuleSet, Subject, Verdict};

@@ -49,7 +49,7 @@ impl Remember {
 }
 
 /// What a yes could be remembered as, for one call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RememberOffer {
     /// The `allow` rule that would be remembered.
     pub rule: Rule,
@@ -115,7 +115,8 @@ impl RememberOffer {
     }
 }
 
-/// Session-scoped answers, behind the narrow interface the state store implements.
+/// Session-scoped answers. Held by the instance serving the session (a
+/// session lives on one instance), not in the shared state store.
 pub trait SessionAnswers: Send + Sync {
     /// Remembers `rule` for `session`.
     fn remember(&self, session: &str, rule: Rule) -> Result<(), String>;

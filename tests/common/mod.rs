@@ -4,6 +4,7 @@
 
 pub mod mount;
 pub mod ollama;
+pub mod redis;
 pub mod scenario;
 
 use std::path::{Path, PathBuf};

@@ -113,7 +113,7 @@ async fn without_elicitation_the_operator_approves_an_id_bound_to_the_call() {
     let mut retry = write_args("hello");
     retry["approval_id"] = json!(pending);
     assert_tool_error(&call(&client, "filesystem_write", retry.clone()).await, "still waiting");
-    let listed = core.engine.approvals.pending();
+    let listed = core.engine.state.pending().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(
         listed[0].preview.contains("out.txt") && listed[0].preview.contains("5 bytes"),
@@ -122,8 +122,9 @@ async fn without_elicitation_the_operator_approves_an_id_bound_to_the_call() {
     );
 
     core.engine
-        .approvals
+        .state
         .decide(&pending, true, "operator", Duration::from_secs(60))
+        .await
         .unwrap();
     // An approval for these arguments does not cover others.
     let mut other = write_args("something else");
@@ -173,12 +174,16 @@ async fn tool_wide_grants_are_single_use_and_expire() {
     let risk = execlayer::policy::Risk::Medium;
     let grant = core
         .engine
-        .approvals
-        .grant_tool("filesystem_write", risk, "op", Duration::from_secs(60));
+        .state
+        .grant_tool("filesystem_write", risk, "op", Duration::from_secs(60))
+        .await
+        .unwrap();
     let other_tool = core
         .engine
-        .approvals
-        .grant_tool("apply_patch", risk, "op", Duration::from_secs(60));
+        .state
+        .grant_tool("apply_patch", risk, "op", Duration::from_secs(60))
+        .await
+        .unwrap();
     let mut args = write_args("x");
     args["approval_id"] = json!(other_tool.id);
     assert_tool_error(&call(&client, "filesystem_write", args.clone()).await, "apply_patch");
@@ -188,8 +193,10 @@ async fn tool_wide_grants_are_single_use_and_expire() {
 
     let short = core
         .engine
-        .approvals
-        .grant_tool("filesystem_write", risk, "op", Duration::from_millis(50));
+        .state
+        .grant_tool("filesystem_write", risk, "op", Duration::from_millis(50))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;
     args["approval_id"] = json!(short.id);
     assert_tool_error(&call(&client, "filesystem_write", args).await, "expired");
@@ -467,12 +474,17 @@ async fn no_tool_can_rewrite_the_policy_playbooks_audit_or_read_the_env_file() {
     .await;
     let auto = before.replace("require_approval", "auto");
     // Even with an operator's approval, the write is refused by confinement.
-    let grant = core.engine.approvals.grant_tool(
-        "filesystem_write",
-        execlayer::policy::Risk::Medium,
-        "op",
-        Duration::from_secs(60),
-    );
+    let grant = core
+        .engine
+        .state
+        .grant_tool(
+            "filesystem_write",
+            execlayer::policy::Risk::Medium,
+            "op",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
     let r = call(
         &client,
         "filesystem_write",

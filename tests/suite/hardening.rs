@@ -520,7 +520,7 @@ async fn http_every_route_answers_401_without_the_right_token_and_changes_nothin
     let policy = server.core.engine.policy.current();
     assert_eq!(policy.approval_mode, execlayer::policy::ApprovalMode::RequireApproval);
     assert!(policy.enabled("shell_exec"));
-    assert!(server.core.engine.approvals.pending().is_empty());
+    assert!(server.core.engine.state.pending().await.unwrap().is_empty());
     assert!(!env.path("pwned.txt").exists());
     assert!(env.audit_lines().is_empty(), "{:?}", env.audit_lines());
 }
@@ -1110,7 +1110,7 @@ async fn an_expired_approval_is_refused() {
     assert_eq!(status, 200);
     let (_, grant) = rest_post(&server, "/api/v1/execution/approve?tool_name=filesystem_write").await;
     let grant = grant["approval_id"].as_str().unwrap().to_owned();
-    assert_eq!(server.core.engine.approvals.pending().len(), 1);
+    assert_eq!(server.core.engine.state.pending().await.unwrap().len(), 1);
 
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let r = call(&mcp, "filesystem_write", with_id(args.clone(), &approved)).await;
@@ -1119,7 +1119,7 @@ async fn an_expired_approval_is_refused() {
     assert_tool_error(&r, "expired");
     assert!(!env.path("late.txt").exists());
     // The request nobody answered is gone: approving it now is a 404.
-    assert!(server.core.engine.approvals.pending().is_empty());
+    assert!(server.core.engine.state.pending().await.unwrap().is_empty());
     let (status, _) = rest_post(
         &server,
         &format!("/api/v1/execution/approvals/{never_answered}/approve"),
@@ -1145,14 +1145,16 @@ async fn an_approval_id_is_not_spent_by_a_call_that_needs_none() {
     env.write("a.txt", "one\n");
     let core = env.core();
     let mcp = connect(&core, plain_client_config()).await;
-    let grant = |tool: &str| {
+    let grant = async |tool: &str| {
         core.engine
-            .approvals
+            .state
             .grant_tool(tool, execlayer::policy::Risk::Medium, "op", Duration::from_secs(60))
+            .await
+            .unwrap()
             .id
     };
-    let write_id = grant("filesystem_write");
-    let patch_id = grant("apply_patch");
+    let write_id = grant("filesystem_write").await;
+    let patch_id = grant("apply_patch").await;
     let patch = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n";
 
     let r = call(&mcp, "filesystem_read", with_id(json!({"path": "a.txt"}), &write_id)).await;
@@ -1350,10 +1352,12 @@ async fn no_mcp_tool_can_grant_approvals_or_change_policy_playbooks_or_audit() {
     ];
     let mut called = BTreeSet::new();
     for (tool, args) in attempts {
-        let grant =
-            core.engine
-                .approvals
-                .grant_tool(tool, execlayer::policy::Risk::High, "op", Duration::from_secs(60));
+        let grant = core
+            .engine
+            .state
+            .grant_tool(tool, execlayer::policy::Risk::High, "op", Duration::from_secs(60))
+            .await
+            .unwrap();
         let r = try_call(&mcp, tool, with_id(args.clone(), &grant.id)).await;
         called.insert(tool.to_owned());
         let changes = matches!(tool, "filesystem_write" | "edit_file" | "apply_patch" | "run_playbook")

@@ -472,21 +472,22 @@ async fn fifty_concurrent_clients_each_get_every_answer_and_one_audit_line() {
     let env = TestEnv::strict();
     env.write("a.txt", "load\n");
     let server = Arc::new(env.http().await);
-    let grants: Vec<String> = (0..50)
-        .map(|_| {
-            server
-                .core
-                .engine
-                .approvals
-                .grant_tool(
-                    "filesystem_write",
-                    execlayer::policy::Risk::Medium,
-                    "op",
-                    Duration::from_secs(60),
-                )
-                .id
-        })
-        .collect();
+    let mut grants: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        let grant = server
+            .core
+            .engine
+            .state
+            .grant_tool(
+                "filesystem_write",
+                execlayer::policy::Risk::Medium,
+                "op",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        grants.push(grant.id);
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut tasks = Vec::new();
     for client_no in 0..50 {

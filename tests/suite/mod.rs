@@ -23,5 +23,6 @@ mod search_list;
 mod shell;
 mod slow_clients;
 mod soak;
+mod state_redis;
 mod stdio;
 mod tools_fs;

@@ -161,10 +161,11 @@ async fn one_approval_covers_a_run_and_is_bound_to_its_steps() {
         "a run is as risky as its riskiest step: {}",
         text(&r)
     );
-    let id = core.engine.approvals.pending()[0].id.clone();
+    let id = core.engine.state.pending().await.unwrap()[0].id.clone();
     core.engine
-        .approvals
+        .state
         .decide(&id, true, "op", Duration::from_secs(60))
+        .await
         .unwrap();
 
     // The playbook changes after the approval: the approval no longer fits.
@@ -187,8 +188,9 @@ async fn one_approval_covers_a_run_and_is_bound_to_its_steps() {
         .unwrap()
         .to_owned();
     core.engine
-        .approvals
+        .state
         .decide(&id, true, "op", Duration::from_secs(60))
+        .await
         .unwrap();
     let r = call(&client, "run_playbook", json!({"name": "change", "approval_id": id})).await;
     assert!(!is_error(&r), "{}", text(&r));
