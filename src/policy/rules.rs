@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{Candidate, GlobBuilder, GlobMatcher};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -373,8 +373,10 @@ impl RuleSet {
     /// The strictest rule matching a call of `tool` touching `subject`.
     pub fn evaluate(&self, tool: &str, subject: &Subject) -> Option<Verdict> {
         let mut best: Option<(usize, RuleDecision)> = None;
+        // Each path is prepared for glob matching once, not once per rule.
+        let mut candidates: Option<Vec<Candidate<'_>>> = None;
         for (i, (rule, matcher)) in self.rules.iter().zip(&self.compiled).enumerate() {
-            if rule.tool != tool || !matches(matcher, subject) {
+            if rule.tool != tool || !matches(matcher, subject, &mut candidates) {
                 continue;
             }
             let decision = rule.effective();
@@ -390,7 +392,7 @@ impl RuleSet {
     }
 }
 
-fn matches(matcher: &Matcher, subject: &Subject) -> bool {
+fn matches<'a>(matcher: &Matcher, subject: &'a Subject, candidates: &mut Option<Vec<Candidate<'a>>>) -> bool {
     match matcher {
         Matcher::Any => true,
         Matcher::Command(words) => subject
@@ -398,7 +400,13 @@ fn matches(matcher: &Matcher, subject: &Subject) -> bool {
             .as_ref()
             .is_some_and(|argv| argv.len() >= words.len() && words.iter().zip(argv).all(|(w, a)| w == a)),
         Matcher::Path(glob) => {
-            !subject.unresolved && !subject.paths.is_empty() && subject.paths.iter().all(|p| glob.is_match(p))
+            if subject.unresolved || subject.paths.is_empty() {
+                return false;
+            }
+            candidates
+                .get_or_insert_with(|| subject.paths.iter().map(Candidate::new).collect())
+                .iter()
+                .all(|c| glob.is_match_candidate(c))
         }
     }
 }
