@@ -275,8 +275,9 @@ fn similarity(a: &str, b: &str) -> usize {
     shared * 2000 / total
 }
 
-/// Plans every edit; the error lists every edit that failed.
-fn plan(ctx: &ToolContext, params: &Params) -> Result<(Plan, Vec<EditedFile>), ToolError> {
+/// Plans every edit: the plan, each file's counts, and the unified diff.
+/// The error lists every edit that failed.
+fn plan(ctx: &ToolContext, params: &Params) -> Result<(Plan, Vec<EditedFile>, String), ToolError> {
     let edits = params.edits().map_err(ToolError::new)?;
     let mut plan = Plan::new();
     let mut files: Vec<EditedFile> = Vec::new();
@@ -336,18 +337,20 @@ fn plan(ctx: &ToolContext, params: &Params) -> Result<(Plan, Vec<EditedFile>), T
             }
         )));
     }
+    let mut diff = String::new();
     for (slot, (physical, shown, original, text)) in texts.into_iter().enumerate() {
         if original == text {
             return Err(ToolError::new(format!(
                 "{shown}: the edits leave the file exactly as it was (they undo each other); no file was changed"
             )));
         }
-        let (_, adds, dels) = crate::patch::diff::unified(&shown, &original, &text);
+        let (file_diff, adds, dels) = crate::patch::diff::unified(&shown, &original, &text);
+        diff.push_str(&file_diff);
         files[slot].additions = adds;
         files[slot].deletions = dels;
         plan.set_text(physical, text);
     }
-    Ok((plan, files))
+    Ok((plan, files, diff))
 }
 
 impl Tool for EditFile {
@@ -393,8 +396,7 @@ impl Tool for EditFile {
 
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         match plan(ctx, params) {
-            Ok((plan, _)) => {
-                let diff = plan.diff(ctx.workspace.root());
+            Ok((_, _, diff)) => {
                 let (cut, truncated) = super::truncate_str(&diff, 8 * 1024);
                 format!(
                     "edit with this diff:\n{cut}{}",
@@ -408,8 +410,7 @@ impl Tool for EditFile {
     async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
         let ctx = ctx.clone();
         tokio::task::spawn_blocking(move || {
-            let (plan, files) = plan(&ctx, &params)?;
-            let diff = plan.diff(ctx.workspace.root());
+            let (plan, files, diff) = plan(&ctx, &params)?;
             if !params.dry_run {
                 plan.commit(|_, _| {}).map_err(ToolError::new)?;
             }
