@@ -24,6 +24,20 @@ pub struct HunkLine {
     pub bare_blank: bool,
 }
 
+impl HunkLine {
+    /// A body line as written (`line` without its ending, `raw` with it);
+    /// an empty line is blank context.
+    fn read(kind: LineKind, line: &str, raw: &str) -> Self {
+        Self {
+            kind,
+            text: line.get(1..).unwrap_or_default().to_owned(),
+            crlf: raw.ends_with("\r\n"),
+            no_newline: false,
+            bare_blank: line.is_empty(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineKind {
     Context,
@@ -304,17 +318,7 @@ impl<'a> Parser<'a> {
                     break;
                 }
             }
-            hunk.lines.push(HunkLine {
-                kind,
-                text: if line.is_empty() {
-                    String::new()
-                } else {
-                    line[1..].to_owned()
-                },
-                crlf: raw.ends_with("\r\n"),
-                no_newline: false,
-                bare_blank: line.is_empty(),
-            });
+            hunk.lines.push(HunkLine::read(kind, line, raw));
             self.i += 1;
         }
         // Empty lines after the last real line are spacing, not context.
@@ -463,17 +467,7 @@ impl<'a> Parser<'a> {
                 hunks.push(new_hunk("(first chunk, no @@)".into(), vec![]));
             }
             if let Some(h) = hunks.last_mut() {
-                h.lines.push(HunkLine {
-                    kind,
-                    text: if line.is_empty() {
-                        String::new()
-                    } else {
-                        line[1..].to_owned()
-                    },
-                    crlf: raw.ends_with("\r\n"),
-                    no_newline: false,
-                    bare_blank: line.is_empty(),
-                });
+                h.lines.push(HunkLine::read(kind, line, raw));
             }
             self.i += 1;
         }

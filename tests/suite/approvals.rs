@@ -244,17 +244,19 @@ async fn low_risk_and_dry_runs_need_no_approval_and_disabled_tools_are_refused()
     );
 }
 
-async fn elicit_once(answer: Answer, version: ProtocolVersion) -> (TestEnv, Human, rmcp::model::CallToolResult) {
-    let env = TestEnv::strict();
-    env.set_policy(|p| p["approval_timeout_seconds"] = json!(1));
-    let human = Human::new(answer, version.clone());
+/// A client for `env` whose human answers as `human` does, speaking `version`
+/// (2026-07-28 through `server/discover`, 2025 revisions through `initialize`).
+pub(crate) async fn human_client(
+    env: &TestEnv,
+    human: &Human,
+    version: ProtocolVersion,
+) -> rmcp::service::RunningService<RoleClient, Human> {
     let core = env.core();
-    let client = if version >= ProtocolVersion::V_2026_07_28 {
+    if version >= ProtocolVersion::V_2026_07_28 {
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        let core2 = core.clone();
         tokio::spawn(async move {
             let (r, w) = tokio::io::split(server_io);
-            let _ = execlayer::server::serve_stream(&core2, execlayer::audit::Door::Stdio, r, w).await;
+            let _ = execlayer::server::serve_stream(&core, execlayer::audit::Door::Stdio, r, w).await;
         });
         human
             .clone()
@@ -268,7 +270,14 @@ async fn elicit_once(answer: Answer, version: ProtocolVersion) -> (TestEnv, Huma
             .unwrap()
     } else {
         connect(&core, human.clone()).await
-    };
+    }
+}
+
+async fn elicit_once(answer: Answer, version: ProtocolVersion) -> (TestEnv, Human, rmcp::model::CallToolResult) {
+    let env = TestEnv::strict();
+    env.set_policy(|p| p["approval_timeout_seconds"] = json!(1));
+    let human = Human::new(answer, version.clone());
+    let client = human_client(&env, &human, version).await;
     let r = call(&client, "filesystem_write", write_args("approved text")).await;
     (env, human, r)
 }

@@ -6,10 +6,9 @@
 use std::path::Path;
 
 use rmcp::model::ProtocolVersion;
-use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::{Value, json};
 
-use super::approvals::{Answer, Human};
+use super::approvals::{Answer, Human, human_client};
 use crate::common::*;
 
 fn real(name: &str) -> String {
@@ -17,34 +16,6 @@ fn real(name: &str) -> String {
         .join("tests/fixtures/real")
         .join(name);
     std::fs::read_to_string(path).expect("fixture")
-}
-
-/// A client whose human answers `answer`, in `version`.
-async fn human_client(
-    env: &TestEnv,
-    human: &Human,
-    version: ProtocolVersion,
-) -> rmcp::service::RunningService<rmcp::RoleClient, Human> {
-    let core = env.core();
-    if version >= ProtocolVersion::V_2026_07_28 {
-        let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        tokio::spawn(async move {
-            let (r, w) = tokio::io::split(server_io);
-            let _ = execlayer::server::serve_stream(&core, execlayer::audit::Door::Stdio, r, w).await;
-        });
-        human
-            .clone()
-            .serve_with_lifecycle(
-                client_io,
-                ClientLifecycleMode::Discover {
-                    preferred_versions: vec![version],
-                },
-            )
-            .await
-            .unwrap()
-    } else {
-        connect(&core, human.clone()).await
-    }
 }
 
 #[tokio::test]
