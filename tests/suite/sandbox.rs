@@ -598,3 +598,44 @@ async fn without_root_a_user_namespace_keeps_git_hooks_and_config_read_only() {
     assert!(!is_error(&r), "{}", text(&r));
     client.cancel().await.unwrap();
 }
+
+/// A command rule with `"network": true` gives that command, and only it,
+/// the network: the listener sees its connection, while other commands stay
+/// without one.
+#[tokio::test]
+async fn a_rule_granting_network_opens_it_for_that_command_only() {
+    let room = Room::new("auto");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    room.env.set_policy(|p| {
+        p["rules"] = json!([{
+            "tool": "shell_exec",
+            "command": format!("python3 escape.py tcp {port}"),
+            "decision": "allow",
+            "network": true
+        }]);
+    });
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let client = room.env.client().await;
+    // Not the granted command (another port): no connection.
+    let said = escape(&client, &format!("tcp {}", other.local_addr().unwrap().port())).await;
+    assert!(said.starts_with("failed"), "{said}");
+    assert_eq!(
+        other.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(ErrorKind::WouldBlock),
+        "an ungranted command connected: {said}"
+    );
+    let said = escape(&client, &format!("tcp {port}")).await;
+    let accepted = (0..50).any(|_| {
+        if tcp.accept().is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        false
+    });
+    assert!(accepted, "the granted command could not connect: {said}");
+    let last = room.env.audit_lines().pop().unwrap();
+    assert!(last["rule"].as_str().is_some_and(|r| r.contains("rules[0]")), "{last}");
+}
