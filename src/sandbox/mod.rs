@@ -173,6 +173,9 @@ pub struct Sandbox {
     protect_ro: Vec<PathBuf>,
     /// Files inside the workspace commands must not read (a `.env` with the token).
     protect_hidden: Vec<PathBuf>,
+    /// Folders commands must not reach at all: the operator sockets, through
+    /// which anything that connects could approve pending calls.
+    hidden_dirs: Vec<PathBuf>,
     /// Where per-call temp directories are made.
     temp_root: PathBuf,
     #[cfg(target_os = "linux")]
@@ -240,6 +243,7 @@ impl Sandbox {
             write,
             protect_ro: inside(protect),
             protect_hidden: inside(hide),
+            hidden_dirs: crate::operator::default_socket_dir().into_iter().collect(),
             temp_root: std::env::temp_dir(),
             #[cfg(target_os = "linux")]
             filters: seccomp::Filters::build(),
@@ -433,7 +437,13 @@ impl Sandbox {
             .then(|| self.filters.for_grant(grant))
             .transpose()?;
         let mounts = match self.support.namespaces {
-            Ok(kind) => namespaces::plan(kind, &self.workspace, &self.protect_ro, &self.protect_hidden)?,
+            Ok(kind) => namespaces::plan(
+                kind,
+                &self.workspace,
+                &self.protect_ro,
+                &self.protect_hidden,
+                &self.hidden_dirs,
+            )?,
             Err(_) => None,
         };
         let mut summary = self.layers(grant);

@@ -24,6 +24,9 @@ pub(super) struct Plan {
     gid_map: CString,
     read_only: Vec<CString>,
     hidden: Vec<CString>,
+    /// Folders covered by an empty read-only tmpfs (the operator sockets:
+    /// a command must not approve its own pending calls).
+    hidden_dirs: Vec<CString>,
 }
 
 fn cstring(path: &Path) -> Result<CString, String> {
@@ -49,6 +52,7 @@ pub(super) fn plan(
     workspace: &Path,
     protect: &[PathBuf],
     hide: &[PathBuf],
+    hide_dirs: &[PathBuf],
 ) -> Result<Option<Plan>, String> {
     let mut read_only: Vec<PathBuf> = Vec::new();
     let git = workspace.join(".git");
@@ -70,7 +74,8 @@ pub(super) fn plan(
     }
     read_only.extend(protect.iter().cloned());
     read_only.retain(|p| p.exists());
-    if read_only.is_empty() && !hide.iter().any(|p| p.is_file()) {
+    let hidden_dirs: Vec<&PathBuf> = hide_dirs.iter().filter(|p| p.is_dir()).collect();
+    if read_only.is_empty() && !hide.iter().any(|p| p.is_file()) && hidden_dirs.is_empty() {
         return Ok(None);
     }
     let (uid_map, gid_map) = maps(kind);
@@ -84,6 +89,7 @@ pub(super) fn plan(
             .filter(|p| p.is_file())
             .map(|p| cstring(p))
             .collect::<Result<_, _>>()?,
+        hidden_dirs: hidden_dirs.into_iter().map(|p| cstring(p)).collect::<Result<_, _>>()?,
     }))
 }
 
@@ -177,6 +183,15 @@ pub(super) fn enter(plan: &Plan) -> std::io::Result<()> {
                 std::ptr::null(),
             ))?;
         }
+        for path in &plan.hidden_dirs {
+            check(libc::mount(
+                c"tmpfs".as_ptr(),
+                path.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=4k,mode=0500".as_ptr().cast(),
+            ))?;
+        }
     }
     Ok(())
 }
@@ -200,6 +215,7 @@ fn try_kind(kind: NsKind) -> Result<NsKind, String> {
         gid_map,
         read_only: Vec::new(),
         hidden: Vec::new(),
+        hidden_dirs: Vec::new(),
     };
     // SAFETY: the child only makes system calls and exits with _exit.
     let pid = unsafe { libc::fork() };

@@ -379,6 +379,8 @@ fn read_without_capabilities(file: &str) -> Option<String> {
 /// that as root (CI) only dumpability decides who may read them, as it does
 /// for a user.
 enum Start {
+    /// As this test process is.
+    Plain,
     WithoutCapabilities,
     Filtered(seccompiler::BpfProgram),
 }
@@ -397,6 +399,7 @@ async fn binary(env: &TestEnv, extra: &[(&str, &str)], start: Start) -> (Client,
             .envs(extra.iter().copied())
             .current_dir(env.dir.path());
         match start {
+            Start::Plain => {}
             Start::WithoutCapabilities => {
                 // SAFETY: as in `drop_all_capabilities`.
                 unsafe { c.pre_exec(drop_capabilities_now) };
@@ -638,4 +641,39 @@ async fn a_rule_granting_network_opens_it_for_that_command_only() {
     assert!(accepted, "the granted command could not connect: {said}");
     let last = room.env.audit_lines().pop().unwrap();
     assert!(last["rule"].as_str().is_some_and(|r| r.contains("rules[0]")), "{last}");
+}
+
+/// The operator socket approves pending calls for whoever connects: a
+/// sandboxed command must not reach it (its folder is covered in the
+/// command's mount namespace), while with the sandbox off it can.
+#[tokio::test]
+async fn a_command_cannot_reach_the_operator_socket_to_approve_its_own_calls() {
+    for (mode, reachable) in [("auto", false), ("off", true)] {
+        let room = Room::new(mode);
+        let run = room.env.dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let (client, pid) = binary(
+            &room.env,
+            &[("XDG_RUNTIME_DIR", run.to_str().unwrap()), ("EXECUTION_SANDBOX", mode)],
+            Start::Plain,
+        )
+        .await;
+        let socket = run.join(format!("execlayer/{pid}.sock"));
+        for _ in 0..100 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // The socket is live: the operator (this test) can connect.
+        assert!(
+            std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+            "{}",
+            socket.display()
+        );
+        let said = escape(&client, &format!("unix {}", socket.display())).await;
+        assert_eq!(said.starts_with("ok"), reachable, "sandbox {mode}: {said}");
+        let _ = client.cancel().await;
+    }
 }
