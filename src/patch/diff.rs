@@ -15,24 +15,39 @@ pub fn unified(path: &str, old: &str, new: &str) -> (String, usize, usize) {
     if old == new {
         return (String::new(), 0, 0);
     }
-    let a: Vec<&str> = old.split_inclusive('\n').collect();
-    let b: Vec<&str> = new.split_inclusive('\n').collect();
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let max_suffix = a.len().min(b.len()) - prefix;
-    let suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take(max_suffix)
-        .take_while(|(x, y)| x == y)
-        .count();
-    // Keep some shared lines on each side so the hunks carry their context.
-    let start = prefix.saturating_sub(CONTEXT);
-    let a_end = (a.len() - suffix + CONTEXT).min(a.len());
-    let b_end = (b.len() - suffix + CONTEXT).min(b.len());
-    let a_mid: String = a[start..a_end].concat();
-    let b_mid: String = b[start..b_end].concat();
-    let patch = DiffOptions::new().set_context_len(CONTEXT).create_patch(&a_mid, &b_mid);
+    // The changed bytes lie between a common prefix and a common suffix; only
+    // the lines around them (with their context) are diffed line by line.
+    let (ab, bb) = (old.as_bytes(), new.as_bytes());
+    let head = common_prefix(ab, bb);
+    let tail = common_suffix(&ab[head..], &bb[head..]);
+    // Back to the start of the line holding the first change, then CONTEXT more.
+    let mut begin = old[..head].rfind('\n').map_or(0, |i| i + 1);
+    for _ in 0..CONTEXT {
+        if begin == 0 {
+            break;
+        }
+        begin = old[..begin - 1].rfind('\n').map_or(0, |i| i + 1);
+    }
+    // On to the end of the line holding the last change, then CONTEXT more; the
+    // suffix is the same bytes in both texts, so both move by the same amount.
+    let (a_end, b_end) = (ab.len() - tail, bb.len() - tail);
+    let shared = &old[a_end..];
+    let at_line_end = |bytes: &[u8], end: usize| end == 0 || bytes[end - 1] == b'\n';
+    let mut extra = if at_line_end(ab, a_end) && at_line_end(bb, b_end) {
+        0
+    } else {
+        shared.find('\n').map_or(shared.len(), |i| i + 1)
+    };
+    for _ in 0..CONTEXT {
+        if extra >= shared.len() {
+            break;
+        }
+        extra += shared[extra..].find('\n').map_or(shared.len() - extra, |i| i + 1);
+    }
+    let start = old.as_bytes()[..begin].iter().filter(|&&c| c == b'\n').count();
+    let a_mid = &old[begin..a_end + extra];
+    let b_mid = &new[begin..b_end + extra];
+    let patch = DiffOptions::new().set_context_len(CONTEXT).create_patch(a_mid, b_mid);
     let mut out = format!("--- a/{path}\n+++ b/{path}\n");
     let (mut adds, mut dels) = (0, 0);
     for hunk in patch.hunks() {
@@ -66,6 +81,34 @@ pub fn unified(path: &str, old: &str, new: &str) -> (String, usize, usize) {
     (out, adds, dels)
 }
 
+/// How many bytes `a` and `b` share at their start (compared a block at a time).
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
+        i += BLOCK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// How many bytes `a` and `b` share at their end.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[a.len() - i - BLOCK..a.len() - i] == b[b.len() - i - BLOCK..b.len() - i] {
+        i += BLOCK;
+    }
+    while i < n && a[a.len() - 1 - i] == b[b.len() - 1 - i] {
+        i += 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +125,56 @@ mod tests {
         let (out, placed) = super::super::place::apply(&old, &files[0].hunks, "big.txt").unwrap();
         assert_eq!(out, new);
         assert_eq!(placed[0].offset, Some(0));
+    }
+
+    /// The fast path must give the same hunks as diffing the whole texts.
+    #[test]
+    fn matches_a_whole_text_diff_on_many_edits() {
+        let old: String = (1..=300).map(|i| format!("line {}\n", i % 17)).collect();
+        let cases = [
+            old.replacen("line 5\n", "line five\n", 1),
+            old.replace("line 3\n", ""),
+            format!("head\n{old}"),
+            format!("{old}tail"),
+            old.trim_end().to_owned(),
+            old.replacen("line 9\nline 10\n", "x\n", 2),
+            old.replacen("ne 1", "NE 1", 3),
+            String::new(),
+        ];
+        for new in cases {
+            let (fast, adds, dels) = unified("f", &old, &new);
+            let whole = DiffOptions::new().set_context_len(CONTEXT).create_patch(&old, &new);
+            let mut want = String::from("--- a/f\n+++ b/f\n");
+            let (mut wa, mut wd) = (0, 0);
+            for h in whole.hunks() {
+                want.push_str(&format!(
+                    "@@ -{},{} +{},{} @@\n",
+                    h.old_range().start(),
+                    h.old_range().len(),
+                    h.new_range().start(),
+                    h.new_range().len()
+                ));
+                for l in h.lines() {
+                    let (m, t) = match l {
+                        Line::Context(t) => (' ', *t),
+                        Line::Delete(t) => {
+                            wd += 1;
+                            ('-', *t)
+                        }
+                        Line::Insert(t) => {
+                            wa += 1;
+                            ('+', *t)
+                        }
+                    };
+                    want.push(m);
+                    want.push_str(t);
+                    if !t.ends_with('\n') {
+                        want.push_str("\n\\ No newline at end of file\n");
+                    }
+                }
+            }
+            assert_eq!((fast.as_str(), adds, dels), (want.as_str(), wa, wd), "for {new:?}");
+        }
     }
 
     #[test]
