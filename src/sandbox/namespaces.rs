@@ -45,7 +45,7 @@ fn maps(kind: NsKind) -> (CString, CString) {
 
 /// The mounts for one command in `workspace`; None when there is nothing to
 /// protect (no `.git`, none of execlayer's files inside): a mount namespace
-/// costs tens of milliseconds per command (its teardown waits for an RCU
+/// can cost tens of milliseconds per command on a loaded machine (its teardown waits for an RCU
 /// grace period), so none is made for nothing.
 pub(super) fn plan(
     kind: NsKind,
