@@ -81,6 +81,15 @@ pub fn unified(path: &str, old: &str, new: &str) -> (String, usize, usize) {
     (out, adds, dels)
 }
 
+/// `diff` cut to at most `max` bytes (on a character boundary), saying so
+/// when it was cut.
+pub fn cut(diff: String, max: usize) -> String {
+    match crate::tools::truncate_str(&diff, max) {
+        (_, false) => diff,
+        (kept, true) => format!("{kept}\n… (diff cut at {max} bytes)\n"),
+    }
+}
+
 /// How many bytes `a` and `b` share at their start (compared a block at a time).
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     const BLOCK: usize = 64;

@@ -62,13 +62,8 @@ impl Tool for ApplyPatch {
         match patch::plan(&ctx.workspace, &params.patch) {
             Ok(plan) => {
                 let mut text = plan.files.iter().map(summary_line).collect::<Vec<_>>().join("\n");
-                let diff = plan.diff(ctx.workspace.root());
-                let (cut, truncated) = super::truncate_str(&diff, 8 * 1024);
                 text.push_str("\n--- the change ---\n");
-                text.push_str(cut);
-                if truncated {
-                    text.push_str("\n… (diff cut)");
-                }
+                text.push_str(&crate::patch::diff::cut(plan.diff(ctx.workspace.root()), 8 * 1024));
                 text
             }
             Err(e) => format!("(the patch does not apply: {e})"),

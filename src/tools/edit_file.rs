@@ -396,13 +396,7 @@ impl Tool for EditFile {
 
     fn describe(&self, ctx: &ToolContext, params: &Params) -> String {
         match plan(ctx, params) {
-            Ok((_, _, diff)) => {
-                let (cut, truncated) = super::truncate_str(&diff, 8 * 1024);
-                format!(
-                    "edit with this diff:\n{cut}{}",
-                    if truncated { "\n… (diff cut)" } else { "" }
-                )
-            }
+            Ok((_, _, diff)) => format!("edit with this diff:\n{}", crate::patch::diff::cut(diff, 8 * 1024)),
             Err(e) => format!("(the edit cannot apply: {e})"),
         }
     }
@@ -414,12 +408,7 @@ impl Tool for EditFile {
             if !params.dry_run {
                 plan.commit(|_, _| {}).map_err(ToolError::new)?;
             }
-            let (cut, truncated) = super::truncate_str(&diff, MAX_DIFF_BYTES);
-            let diff = if truncated {
-                format!("{cut}\n… (diff cut at {MAX_DIFF_BYTES} bytes)\n")
-            } else {
-                diff
-            };
+            let diff = crate::patch::diff::cut(diff, MAX_DIFF_BYTES);
             Ok(Output {
                 applied: !params.dry_run,
                 dry_run: params.dry_run,
