@@ -544,10 +544,14 @@ async fn without_root_a_user_namespace_keeps_git_hooks_and_config_read_only() {
     let room = Room::new("auto");
     // SAFETY: geteuid has no preconditions.
     let as_root = unsafe { libc::geteuid() } == 0;
+    // `nobody` may not be able to reach the build tree (a clone in a private
+    // temp folder): run a copy that lives in the room it owns.
+    let exe = room.env.dir.path().join("execlayer");
+    std::fs::copy(env!("CARGO_BIN_EXE_execlayer"), &exe).unwrap();
     if as_root {
         chown_tree(room.env.dir.path(), 65534);
     }
-    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_execlayer")).configure(|c| {
+    let cmd = tokio::process::Command::new(&exe).configure(|c| {
         c.arg("serve")
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
