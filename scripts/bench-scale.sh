@@ -9,6 +9,7 @@
 # goes to bench-peers/results/scale.json.
 #
 #   bash scripts/bench-scale.sh      # SCALE_N=10 calls a round, SCALE_ROUNDS=5, REAL_TREE=~/.cargo/registry/src
+#   SCALE_ONLY='list|git_diff' bash scripts/bench-scale.sh   # only the rows whose label matches (a Python regex)
 #
 # Needs: rg (apt-get install ripgrep), git, find, python3. The peer rows need the
 # reference servers in bench-peers/ (bash scripts/bench-peers.sh installs them);
@@ -116,6 +117,10 @@ if os.path.exists(git_peer):
                   "peer": {"server": peer, "tool": "git_diff_unstaged", "args": {"repo_path": repo}}})
 cases.append({**server(repo), "label": "git_status 2,000-file fixture (CLI)", "tool": "git_status", "args": {},
               "cli": ["git", "status", "--porcelain"]})
+only = os.environ.get("SCALE_ONLY")
+if only:
+    import re
+    cases = [c for c in cases if re.search(only, c["label"])]
 print(json.dumps(cases))
 PY
 python3 scripts/bench_tools.py "$work/cases.json" >"$RESULTS/scale.json"
@@ -140,8 +145,11 @@ print(f"{statistics.median(samples):.0f}")
 PY
 }
 mkdir -p "$work/empty"
-cpu_empty=$(startup_cpu "$work/empty")
-cpu_big=$(startup_cpu "$BASE/100000")
+cpu_empty=-; cpu_big=-
+if [ -z "${SCALE_ONLY:-}" ]; then
+    cpu_empty=$(startup_cpu "$work/empty")
+    cpu_big=$(startup_cpu "$BASE/100000")
+fi
 
 python3 - "$RESULTS/scale.json" "$cpu_empty" "$cpu_big" <<'PY'
 import json, sys
