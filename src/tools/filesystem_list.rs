@@ -205,53 +205,61 @@ impl Listing {
     }
 }
 
-/// `dir`'s path relative to the root, with a trailing `/` (empty for the root).
-fn prefix_of(root: &Path, dir: &Path) -> String {
-    let relative = dir.strip_prefix(root).unwrap_or(Path::new(""));
-    let mut prefix = relative.to_string_lossy().into_owned();
-    if !prefix.is_empty() {
-        prefix.push('/');
+/// The part of `path` after `root` and its `/`, as text (a copy only when
+/// the name is not UTF-8). Every listed path is below the root.
+fn relative_of<'a>(root_len: usize, path: &'a Path) -> std::borrow::Cow<'a, str> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let rest = bytes.get(root_len..).unwrap_or_default();
+    let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+    match std::str::from_utf8(rest) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(rest).into_owned()),
     }
-    prefix
 }
 
 /// One directory level: the walker reads the directory once (entry types come
-/// from `readdir`, ignore rules are applied), the names are sorted as plain
-/// bytes, and only the entries returned are looked at further.
+/// from `readdir`, ignore rules are applied); the entries, which all share the
+/// directory's path as a prefix, are sorted by their path bytes (no component
+/// parsing), and only the entries returned are looked at further.
 fn one_level(root: &Path, dir: &Path, max: usize, out: &mut Listing) -> bool {
-    let mut level: Vec<(std::ffi::OsString, Kind)> = Vec::new();
+    let mut level: Vec<(std::path::PathBuf, Kind)> = Vec::new();
     for item in walker(dir, Some(1)).build().flatten() {
         if item.depth() == 0 {
             continue;
         }
         let Some(file_type) = item.file_type() else { continue };
-        level.push((item.file_name().to_owned(), Kind::of(file_type)));
+        level.push((item.into_path(), Kind::of(file_type)));
     }
-    level.sort_unstable_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    let shared = dir.as_os_str().len();
+    level.sort_unstable_by(|a, b| name_bytes(&a.0, shared).cmp(name_bytes(&b.0, shared)));
     let truncated = level.len() > max;
     level.truncate(max);
-    let prefix = prefix_of(root, dir);
-    let mut relative = String::with_capacity(prefix.len() + 64);
-    for (name, kind) in level {
-        relative.clear();
-        relative.push_str(&prefix);
-        relative.push_str(&name.to_string_lossy());
-        out.push(&relative, &dir.join(&name), kind);
+    let root_len = root.as_os_str().len();
+    out.text.reserve(level.len() * (shared.saturating_sub(root_len) + 24));
+    for (path, kind) in &level {
+        out.push(&relative_of(root_len, path), path, *kind);
     }
     truncated
+}
+
+/// The bytes of `path` after its first `skip` (its parent's path).
+fn name_bytes(path: &Path, skip: usize) -> &[u8] {
+    path.as_os_str().as_encoded_bytes().get(skip..).unwrap_or_default()
 }
 
 /// The tree below `dir`, in path order, streamed: a huge tree stops at `max`.
 fn walk_tree(root: &Path, dir: &Path, max: usize, out: &mut Listing) -> bool {
     let mut builder = walker(dir, None);
-    builder.sort_by_file_name(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+    // Entries of one directory share its path as a prefix: comparing whole
+    // path bytes orders them by name without splitting paths into components.
+    builder.sort_by_file_path(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    let root_len = root.as_os_str().len();
     for item in builder.build().flatten().filter(|i| i.depth() > 0) {
         if out.count == max {
             return true;
         }
         let Some(file_type) = item.file_type() else { continue };
-        let relative = item.path().strip_prefix(root).unwrap_or(item.path());
-        out.push(&relative.to_string_lossy(), item.path(), Kind::of(file_type));
+        out.push(&relative_of(root_len, item.path()), item.path(), Kind::of(file_type));
     }
     false
 }

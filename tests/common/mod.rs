@@ -364,6 +364,11 @@ pub fn listed(result: &CallToolResult) -> Value {
         entries.push(entry);
     }
     let count = structured(result)["count"].as_u64().expect("count");
-    assert_eq!(entries.len() as u64, count, "the text lists `count` entries:\n{}", text(result));
+    assert_eq!(
+        entries.len() as u64,
+        count,
+        "the text lists `count` entries:\n{}",
+        text(result)
+    );
     Value::Array(entries)
 }

@@ -260,7 +260,10 @@ async fn list_sends_each_entry_once_with_links_and_odd_names() {
 
     let r = call(&client, "filesystem_list", json!({"path": "d", "sizes": true})).await;
     assert!(text(&r).contains("d/plain.txt  (5 bytes)\n"), "{}", text(&r));
-    assert!(text(&r).contains("d/link -> plain.txt\n"), "a link shows its target, not a size");
+    assert!(
+        text(&r).contains("d/link -> plain.txt\n"),
+        "a link shows its target, not a size"
+    );
 
     let r = call(&client, "filesystem_list", json!({"path": "d/plain.txt"})).await;
     assert_tool_error(&r, "read it with filesystem_read");
