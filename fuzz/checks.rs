@@ -359,18 +359,18 @@ pub fn rules(data: &[u8]) {
         }
         for (i, one) in alone.iter().enumerate() {
             let rule = &list[i];
-            if let Some(words) = &rule.command {
-                if rule.tool == tool {
-                    let Ok(words) = shell_words::split(words) else {
-                        panic!("an accepted command rule does not split: {words:?}")
-                    };
-                    let starts = argv.len() >= words.len() && words.iter().zip(&argv).all(|(w, a)| w == a);
-                    assert_eq!(
-                        one.evaluate(tool, &subjects[1]).is_some(),
-                        starts,
-                        "command rule {words:?} on {argv:?}"
-                    );
-                }
+            if let Some(words) = &rule.command
+                && rule.tool == tool
+            {
+                let Ok(words) = shell_words::split(words) else {
+                    panic!("an accepted command rule does not split: {words:?}")
+                };
+                let starts = argv.len() >= words.len() && words.iter().zip(&argv).all(|(w, a)| w == a);
+                assert_eq!(
+                    one.evaluate(tool, &subjects[1]).is_some(),
+                    starts,
+                    "command rule {words:?} on {argv:?}"
+                );
             }
             if rule.path.is_some() && rule.tool == tool && !paths.is_empty() {
                 let each = paths.iter().all(|p| {
