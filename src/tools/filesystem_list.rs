@@ -250,9 +250,14 @@ fn name_bytes(path: &Path, skip: usize) -> &[u8] {
 /// The tree below `dir`, in path order, streamed: a huge tree stops at `max`.
 fn walk_tree(root: &Path, dir: &Path, max: usize, out: &mut Listing) -> bool {
     let mut builder = walker(dir, None);
-    // Entries of one directory share its path as a prefix: comparing whole
-    // path bytes orders them by name without splitting paths into components.
-    builder.sort_by_file_path(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    // Entries of one directory share its path as a prefix: comparing the
+    // bytes after it orders them by name without splitting paths into components.
+    builder.sort_by_file_path(|a, b| {
+        let (a, b) = (a.as_os_str().as_encoded_bytes(), b.as_os_str().as_encoded_bytes());
+        // Both are in the same directory: skip the parent they share.
+        let skip = a.iter().rposition(|&c| c == b'/').unwrap_or(0);
+        a.get(skip..).cmp(&b.get(skip..))
+    });
     let root_len = root.as_os_str().len();
     for item in builder.build().flatten().filter(|i| i.depth() > 0) {
         if out.count == max {
