@@ -419,7 +419,7 @@ pub fn rules(data: &[u8]) {
             if let Some(words) = &rule.command
                 && rule.tool == tool
             {
-                let Ok(words) = shell_words::split(words) else {
+                let Ok(Some(words)) = execlayer::command::parse_entry(words) else {
                     panic!("an accepted command rule does not split: {words:?}")
                 };
                 let starts = argv.len() >= words.len() && words.iter().zip(&argv).all(|(w, a)| w == a);
