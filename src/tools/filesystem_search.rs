@@ -42,7 +42,7 @@ pub struct Params {
     /// File or directory to search, relative to the workspace root. Default: the root.
     #[serde(default)]
     pub path: Option<String>,
-    /// Only search files whose path matches this glob, e.g. `*.rs` or `src/**/*.ts`.
+    /// Only search files matching this glob, as .gitignore reads globs: without a `/` it matches file names at any depth (`*.rs`, `*.{rs,toml}`); with one it matches paths from the workspace root (`src/**/*.ts`).
     #[serde(default)]
     pub glob: Option<String>,
     /// Most matches to return (1 to 5000). Default 200.
