@@ -100,7 +100,7 @@ impl Tool for GitDiff {
         }
         let root = ctx.workspace.root().to_path_buf();
         let git = ctx.git.clone();
-        tokio::task::spawn_blocking(move || git.with(&root, |repo| diff(repo, &params, &paths, context)))
+        tokio::task::spawn_blocking(move || git.with(&root, |repo| diff(repo, &git, &params, &paths, context)))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
@@ -120,7 +120,20 @@ impl Tool for GitDiff {
     }
 }
 
-fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Output, ToolError> {
+/// The repository's index, reloaded if the file changed since the handle last read it.
+fn fresh_index(repo: &git2::Repository) -> Result<git2::Index, ToolError> {
+    let mut index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+    index.read(false).map_err(|e| git_error("cannot read the index", e))?;
+    Ok(index)
+}
+
+fn diff(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    params: &Params,
+    paths: &[String],
+    context: u32,
+) -> Result<Output, ToolError> {
     let repo = &r.repo;
     let mut opts = DiffOptions::new();
     opts.context_lines(context).disable_pathspec_match(true);
@@ -146,7 +159,7 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             Some(t) => Some(t),
             None => repo.head().ok().and_then(|h| h.peel_to_tree().ok()),
         };
-        let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+        let index = fresh_index(repo)?;
         let from = params.base.clone().unwrap_or_else(|| "HEAD".into());
         (
             repo.diff_tree_to_index(tree.as_ref(), Some(&index), Some(&mut opts)),
@@ -159,7 +172,9 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             format!("{from}..worktree"),
         )
     } else {
-        let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+        // The stamp is read before the index is (re)loaded: see `index_stamp`.
+        let stamp = crate::git::index_stamp(repo);
+        let index = fresh_index(repo)?;
         // Like `git diff`: the index's stat data say which files may have
         // changed; libgit2 compares only those (one `lstat` per tracked file,
         // on every core, instead of a walk of the whole work tree).
@@ -168,7 +183,13 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
         } else {
             paths.iter().map(|p| r.to_repo(p)).collect()
         };
-        match crate::git::stat_candidates(repo, &index, &prefixes) {
+        let candidates =
+            crate::git_worktree::scan(repo, &index, &prefixes, false, &cache.scan, stamp.as_deref()).map(|scan| {
+                let mut all = scan.uncertain;
+                all.extend(scan.decided.into_iter().map(|(path, _)| path));
+                all
+            });
+        match candidates {
             Some(candidates) if candidates.is_empty() => {
                 return Ok(Output {
                     compared: "index..worktree".to_owned(),

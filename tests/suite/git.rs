@@ -406,9 +406,20 @@ async fn status_agrees_with_the_git_cli() {
     env.git(&["add", "src/staged.rs"]);
 
     let client = env.client().await;
-    let r = call(&client, "git_status", json!({})).await;
+    assert_status_is_the_clis(&env, &client).await;
+}
+
+/// git_status's lines (after the branch and HEAD lines) are exactly
+/// `git status --porcelain -uall`'s, in path order; returns them.
+async fn assert_status_is_the_clis(env: &TestEnv, client: &Client) -> Vec<String> {
+    let r = call(client, "git_status", json!({})).await;
     assert!(!is_error(&r), "{}", text(&r));
-    let mine: Vec<String> = text(&r).lines().skip(2).map(str::to_owned).collect();
+    let mine: Vec<String> = text(&r)
+        .lines()
+        .skip(2)
+        .filter(|l| !l.starts_with("nothing to commit"))
+        .map(str::to_owned)
+        .collect();
     let cli: Vec<String> = env
         .git(&["status", "--porcelain", "-uall"])
         .lines()
@@ -417,4 +428,163 @@ async fn status_agrees_with_the_git_cli() {
     let mut cli_sorted = cli.clone();
     cli_sorted.sort_by(|a, b| a[3..].cmp(&b[3..]));
     assert_eq!(mine, cli_sorted, "execlayer:\n{}\ngit:\n{}", text(&r), cli.join("\n"));
+    mine
+}
+
+/// The layouts where stat data alone could mislead, or where the scan of
+/// folders meets something other than plain files: each must read exactly as
+/// `git status --porcelain -uall` reads it.
+#[tokio::test]
+async fn status_agrees_with_the_git_cli_in_harder_cases() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let mut files: Vec<(String, String)> = vec![
+        (
+            ".gitignore".into(),
+            "*.tmp\n!keep.tmp\nlogs/\n!logs/important.log\n*.log\n".into(),
+        ),
+        ("tracked.log".into(), "tracked even though *.log is ignored\n".into()),
+        ("gone/a.txt".into(), "a\n".into()),
+        ("gone/deeper/b.txt".into(), "b\n".into()),
+        ("exec.sh".into(), "echo hi\n".into()),
+        ("touched.txt".into(), "same content\n".into()),
+        ("recreated.txt".into(), "same content, new inode\n".into()),
+        ("dashed-name.txt".into(), "dashed\n".into()),
+        ("becomes_dir".into(), "a file now\n".into()),
+    ];
+    // Enough files for the scan to share folders between threads.
+    for i in 0..1_500 {
+        files.push((format!("bulk/d{}/f{i}.txt", i % 15), format!("{i}\n")));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    std::os::unix::fs::symlink("aaa", env.path("link_same_size")).unwrap();
+    std::os::unix::fs::symlink("short", env.path("link_longer")).unwrap();
+    // A submodule (a gitlink in the index) whose HEAD then moves on.
+    std::fs::create_dir_all(env.path("sub")).unwrap();
+    git_in(&env.path("sub"), &["init", "-q"]);
+    std::fs::write(env.path("sub/s.txt"), "s\n").unwrap();
+    git_in(&env.path("sub"), &["add", "s.txt"]);
+    git_in(
+        &env.path("sub"),
+        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s"],
+    );
+    env.git(&["add", "link_same_size", "link_longer", "sub"]);
+    env.git(&["add", "-f", "tracked.log"]);
+    env.git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "links and a submodule",
+    ]);
+    std::fs::write(env.path("sub/s.txt"), "s2\n").unwrap();
+    git_in(
+        &env.path("sub"),
+        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "s2"],
+    );
+
+    // Settle the index (git status refreshes its stat data), then change things.
+    env.git(&["status", "--porcelain"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::remove_dir_all(env.path("gone")).unwrap(); // a deleted tracked folder
+    std::fs::set_permissions(env.path("exec.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(env.path("touched.txt"))
+        .unwrap();
+    touched
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    std::fs::remove_file(env.path("recreated.txt")).unwrap();
+    env.write("recreated.txt", "same content, new inode\n");
+    std::fs::remove_file(env.path("link_same_size")).unwrap();
+    std::os::unix::fs::symlink("bbb", env.path("link_same_size")).unwrap(); // same length
+    std::fs::remove_file(env.path("link_longer")).unwrap();
+    std::os::unix::fs::symlink("much-longer-target", env.path("link_longer")).unwrap();
+    env.write("dashed-name.txt", "dashed, longer\n");
+    env.write("tracked.log", "still tracked\n");
+    env.write("bulk/d3/f3.txt", "X\n"); // same size as before
+    // Written, staged, and changed again within the same instant: racily clean.
+    env.write("racy.txt", "1\n");
+    env.git(&["add", "racy.txt"]);
+    env.write("racy.txt", "2\n");
+    // Untracked: negated ignore rules, an empty folder, a link to a folder,
+    // a fifo, an empty nested repository, deep folders.
+    env.write("keep.tmp", "shown: negated\n");
+    env.write("drop.tmp", "ignored\n");
+    env.write("logs/important.log", "ignored with its folder\n");
+    env.write("bulk/d7/new/deeper/n.txt", "untracked deep\n");
+    std::fs::create_dir_all(env.path("empty/inner")).unwrap();
+    std::os::unix::fs::symlink("bulk", env.path("link_to_dir")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(env.path("pipe"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    std::fs::create_dir_all(env.path("bare_nested")).unwrap();
+    git_in(&env.path("bare_nested"), &["init", "-q"]);
+
+    let client = env.client().await;
+    let lines = assert_status_is_the_clis(&env, &client).await;
+    // The cases above are all there (the comparison alone would pass if both missed one).
+    for expected in [
+        " D gone/a.txt",
+        " D gone/deeper/b.txt",
+        " M exec.sh",
+        " M link_same_size",
+        " M link_longer",
+        " M sub",
+        " M bulk/d3/f3.txt",
+        " M tracked.log",
+        " M dashed-name.txt",
+        "AM racy.txt",
+        "?? bare_nested/",
+        "?? keep.tmp",
+        "?? link_to_dir",
+        "?? bulk/d7/new/deeper/n.txt",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected:?} missing from {lines:#?}"
+        );
+    }
+    for absent in ["touched.txt", "recreated.txt", "drop.tmp", "logs/", "empty", "pipe"] {
+        assert!(
+            !lines.iter().any(|l| l.contains(absent)),
+            "{absent} listed in {lines:#?}"
+        );
+    }
+
+    // A tracked file that became a folder (with a file in it): libgit2's own
+    // scan answers this one, and that scan leaves out a nested repository with
+    // no files (git lists it), so that one goes first.
+    std::fs::remove_dir_all(env.path("bare_nested")).unwrap();
+    std::fs::remove_file(env.path("becomes_dir")).unwrap();
+    env.write("becomes_dir/inside.txt", "x\n");
+    let lines = assert_status_is_the_clis(&env, &client).await;
+    assert!(lines.iter().any(|l| l == " D becomes_dir"), "{lines:#?}");
+}
+
+/// The staged half is remembered between calls only while HEAD and the index
+/// stay the same: staging and committing from outside show at once.
+#[tokio::test]
+async fn status_sees_staging_and_commits_made_between_calls() {
+    let env = TestEnv::new();
+    env.init_repo(&[("a.txt", "a\n"), ("b.txt", "b\n")]);
+    let client = env.client().await;
+    assert!(assert_status_is_the_clis(&env, &client).await.is_empty());
+    env.write("a.txt", "changed\n");
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, [" M a.txt"]);
+    env.git(&["add", "a.txt"]);
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, ["M  a.txt"]);
+    env.write("a.txt", "changed again\n");
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, ["MM a.txt"]);
+    env.git(&["add", "a.txt"]);
+    env.git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]);
+    assert!(assert_status_is_the_clis(&env, &client).await.is_empty());
+    env.git(&["rm", "-q", "--cached", "b.txt"]);
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, ["D  b.txt", "?? b.txt"]);
 }
