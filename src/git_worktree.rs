@@ -255,6 +255,7 @@ mod imp {
             workdir,
             index_mtime,
         } = prepared;
+        let started = std::time::Instant::now();
         let rootfd = open_dir(None, workdir.as_os_str().as_bytes())?;
         let next = AtomicUsize::new(0);
         let give_up = AtomicBool::new(false);
@@ -297,11 +298,17 @@ mod imp {
             out.uncertain.extend(found.uncertain);
             candidates.extend(found.candidates);
         }
+        let folders_done = started.elapsed();
         if untracked {
             for c in candidates {
                 untracked_under(repo, &rootfd, c, &mut out.untracked)?;
             }
         }
+        tracing::debug!(
+            folders_ms = folders_done.as_secs_f64() * 1e3,
+            untracked_ms = (started.elapsed() - folders_done).as_secs_f64() * 1e3,
+            "work-tree scan timings"
+        );
         Some(out)
     }
 

@@ -100,7 +100,7 @@ impl Tool for GitDiff {
         }
         let root = ctx.workspace.root().to_path_buf();
         let git = ctx.git.clone();
-        tokio::task::spawn_blocking(move || git.with(&root, |repo| diff(repo, &git, &params, &paths, context)))
+        tokio::task::spawn_blocking(move || git.with(&root, |repo| diff(repo, &git, &root, &params, &paths, context)))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
@@ -130,10 +130,12 @@ fn fresh_index(repo: &git2::Repository) -> Result<git2::Index, ToolError> {
 fn diff(
     r: &Repo,
     cache: &crate::git::RepoCache,
+    root: &std::path::Path,
     params: &Params,
     paths: &[String],
     context: u32,
 ) -> Result<Output, ToolError> {
+    let started = std::time::Instant::now();
     let repo = &r.repo;
     let mut opts = DiffOptions::new();
     opts.context_lines(context).disable_pathspec_match(true);
@@ -201,14 +203,13 @@ fn diff(
                     patch: String::new(),
                 });
             }
-            Some(candidates) => {
-                let mut narrow = DiffOptions::new();
-                narrow.context_lines(context).disable_pathspec_match(true);
-                for c in &candidates {
-                    narrow.pathspec(std::ffi::CString::new(c.as_slice()).unwrap_or_default());
-                }
-                opts = narrow;
+            Some(mut candidates) if candidates.len() >= SPLIT_FROM => {
+                candidates.sort();
+                candidates.dedup(); // conflict stages share a path
+                let (patch, files) = unstaged_split(r, cache, root, &index, &candidates, context)?;
+                return Ok(output("index..worktree".to_owned(), patch, files));
             }
+            Some(candidates) => opts = narrow_options(&candidates, context),
             None => {}
         }
         (
@@ -216,13 +217,94 @@ fn diff(
             "index..worktree".to_owned(),
         )
     };
-    let mut diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
+    let diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
+    let diffed_at = started.elapsed();
+    let (patch, files) = patch_of(r, diff)?;
+    tracing::debug!(
+        diff_ms = diffed_at.as_secs_f64() * 1e3,
+        print_ms = (started.elapsed() - diffed_at).as_secs_f64() * 1e3,
+        "git_diff timings"
+    );
+    Ok(output(compared, patch, files))
+}
+
+/// Candidates from which the unstaged diff is shared between two threads.
+const SPLIT_FROM: usize = 64;
+
+/// The unstaged diff of `candidates` (sorted repository paths), the first
+/// half on this thread and the second on the spare repository handle. There
+/// are no added files in an index-to-work-tree diff without untracked files,
+/// so no rename can pair paths across the halves, and the halves' patches,
+/// concatenated, are the one diff's patch.
+fn unstaged_split(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    root: &std::path::Path,
+    index: &git2::Index,
+    candidates: &[Vec<u8>],
+    context: u32,
+) -> Result<(Vec<u8>, Vec<FileStat>), ToolError> {
+    let spare = cache.lend_spare(root)?;
+    let (first, second) = candidates.split_at(candidates.len() / 2);
+    let one = |repo: &Repo, index: &git2::Index, part: &[Vec<u8>]| -> Result<(Vec<u8>, Vec<FileStat>), ToolError> {
+        let mut opts = narrow_options(part, context);
+        let diff = repo
+            .repo
+            .diff_index_to_workdir(Some(index), Some(&mut opts))
+            .map_err(|e| git_error("cannot compute the diff", e));
+        patch_of(repo, diff?)
+    };
+    let (mine, (spare, theirs)) = std::thread::scope(|scope| {
+        let helper = scope.spawn(|| {
+            let result = fresh_index(&spare.repo).and_then(|index| one(&spare, &index, second));
+            (spare, result)
+        });
+        let mine = one(r, index, first);
+        let theirs = helper
+            .join()
+            .map_err(|_| ToolError::new("internal error: a diff thread panicked"));
+        theirs.map(|t| (mine, t))
+    })?;
+    cache.give_back(spare);
+    let (mut patch, mut files) = mine?;
+    let (patch2, files2) = theirs?;
+    patch.extend_from_slice(&patch2);
+    files.extend(files2);
+    Ok((patch, files))
+}
+
+/// Diff options limited to exact repository paths.
+fn narrow_options(paths: &[Vec<u8>], context: u32) -> DiffOptions {
+    let mut opts = DiffOptions::new();
+    opts.context_lines(context).disable_pathspec_match(true);
+    for c in paths {
+        opts.pathspec(std::ffi::CString::new(c.as_slice()).unwrap_or_default());
+    }
+    opts
+}
+
+fn output(compared: String, patch: Vec<u8>, files: Vec<FileStat>) -> Output {
+    let patch_bytes = patch.len();
+    let text = String::from_utf8_lossy(&patch);
+    let (cut, truncated) = super::truncate_str(&text, MAX_PATCH_BYTES);
+    Output {
+        compared,
+        additions: files.iter().map(|f| f.additions).sum(),
+        deletions: files.iter().map(|f| f.deletions).sum(),
+        files,
+        patch_bytes,
+        truncated,
+        patch: cut.to_owned(),
+    }
+}
+
+/// Finds renames, then formats the patch and counts each file's added and
+/// removed lines in one pass.
+fn patch_of(r: &Repo, mut diff: git2::Diff<'_>) -> Result<(Vec<u8>, Vec<FileStat>), ToolError> {
     let mut find = git2::DiffFindOptions::new();
     find.renames(true);
     diff.find_similar(Some(&mut find))
         .map_err(|e| git_error("cannot detect renames", e))?;
-
-    // One pass formats the patch and counts each file's added and removed lines.
     let mut patch = Vec::new();
     let mut counts: std::collections::HashMap<Vec<u8>, (usize, usize)> = std::collections::HashMap::new();
     diff.print(DiffFormat::Patch, |delta, _, line| {
@@ -274,18 +356,7 @@ fn diff(
             binary: delta.flags().is_binary(),
         });
     }
-    let patch_bytes = patch.len();
-    let text = String::from_utf8_lossy(&patch);
-    let (cut, truncated) = super::truncate_str(&text, MAX_PATCH_BYTES);
-    Ok(Output {
-        compared,
-        additions: files.iter().map(|f| f.additions).sum(),
-        deletions: files.iter().map(|f| f.deletions).sum(),
-        files,
-        patch_bytes,
-        truncated,
-        patch: cut.to_owned(),
-    })
+    Ok((patch, files))
 }
 
 /// Identifies a delta by its old and new paths.

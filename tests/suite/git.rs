@@ -375,6 +375,59 @@ async fn diff_driven_by_stat_data_still_sees_every_change() {
     assert_eq!(text(&r), "No differences (index..worktree).\n");
 }
 
+/// Many changed files: the diff is shared between two threads; the files, their
+/// counts and the order of the patch are still those of `git diff`.
+#[tokio::test]
+async fn a_diff_of_many_files_matches_git_numstat() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = (0..600)
+        .map(|i| {
+            (
+                format!("m{}/f{i:03}.txt", i % 9),
+                format!("line one {i}\nline two\nline three\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    for i in (0..600).step_by(5) {
+        let path = format!("m{}/f{i:03}.txt", i % 9);
+        if i % 25 == 0 {
+            std::fs::remove_file(env.path(&path)).unwrap();
+        } else {
+            env.write(&path, &format!("line one {i}\nline 2\nline three\nand a fourth\n"));
+        }
+    }
+    let client = env.client().await;
+    let r = call(&client, "git_diff", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let mine: Vec<String> = structured(&r)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}\t{}\t{}",
+                f["additions"],
+                f["deletions"],
+                f["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let cli: Vec<String> = env.git(&["diff", "--numstat"]).lines().map(str::to_owned).collect();
+    assert_eq!(mine.len(), 120);
+    assert_eq!(mine, cli);
+    // The patch runs through the files in the same order.
+    let patch = text(&r);
+    let headers: Vec<&str> = patch
+        .lines()
+        .filter_map(|l| l.strip_prefix("diff --git a/"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let cli_order: Vec<String> = cli.iter().map(|l| l.rsplit('\t').next().unwrap().to_owned()).collect();
+    assert_eq!(headers, cli_order);
+}
+
 /// git_status's work-tree half is computed from the index's stat data and a
 /// walk for untracked files; whatever the case, it must say what
 /// `git status --porcelain -uall` says.
