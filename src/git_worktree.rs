@@ -375,9 +375,28 @@ mod imp {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
+    /// The names in a folder, in one buffer (no allocation per name).
+    #[derive(Default)]
+    struct Names {
+        bytes: Vec<u8>,
+        /// (start, end, d_type) of each name in `bytes`.
+        spans: Vec<(usize, usize, u8)>,
+    }
+
+    impl Names {
+        fn len(&self) -> usize {
+            self.spans.len()
+        }
+
+        fn iter(&self) -> impl Iterator<Item = (&[u8], u8)> {
+            self.spans.iter().map(|&(a, b, t)| (&self.bytes[a..b], t))
+        }
+    }
+
     /// The names in an open folder with their `d_type`, `.`, `..` and `.git` left out.
-    fn read_names(dir: &OwnedFd) -> Option<Vec<(Vec<u8>, u8)>> {
+    fn read_names(dir: &OwnedFd) -> Option<Names> {
         // fdopendir takes the descriptor it is given: give it a duplicate.
+        // SAFETY: fcntl on a descriptor we hold.
         let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
         if dup < 0 {
             return None;
@@ -385,10 +404,11 @@ mod imp {
         // SAFETY: `dup` is ours; on failure it is closed here.
         let stream = unsafe { libc::fdopendir(dup) };
         if stream.is_null() {
+            // SAFETY: `dup` is ours and not used after.
             unsafe { libc::close(dup) };
             return None;
         }
-        let mut names = Vec::new();
+        let mut names = Names::default();
         loop {
             // SAFETY: `stream` is a valid DIR* until closedir below.
             let entry = unsafe { libc::readdir64(stream) };
@@ -400,7 +420,9 @@ mod imp {
             if name == b"." || name == b".." || name == b".git" {
                 continue;
             }
-            names.push((name.to_vec(), kind));
+            let start = names.bytes.len();
+            names.bytes.extend_from_slice(name);
+            names.spans.push((start, names.bytes.len(), kind));
         }
         // SAFETY: closes `dup` too.
         unsafe { libc::closedir(stream) };
@@ -409,10 +431,22 @@ mod imp {
 
     /// `lstat` of a name inside an open folder.
     fn stat_at(dir: &OwnedFd, name: &[u8]) -> Result<libc::stat64, i32> {
-        let c = CString::new(name).map_err(|_| libc::EINVAL)?;
+        // A file name is at most 255 bytes: NUL-terminate it on the stack.
+        let mut c = [0u8; 257];
+        if name.len() > 255 || name.contains(&0) {
+            return Err(libc::ENAMETOOLONG);
+        }
+        c[..name.len()].copy_from_slice(name);
         let mut st = std::mem::MaybeUninit::<libc::stat64>::uninit();
         // SAFETY: valid descriptor, NUL-terminated name, buffer of the right type.
-        let rc = unsafe { libc::fstatat64(dir.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+        let rc = unsafe {
+            libc::fstatat64(
+                dir.as_raw_fd(),
+                c.as_ptr().cast(),
+                st.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
         if rc != 0 {
             return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
         }
@@ -514,17 +548,14 @@ mod imp {
             p.push(b'/');
             p
         };
-        for (name, d_type) in names {
-            let tracked_file = folder
-                .files
-                .binary_search_by(|&i| tracked[i].name().cmp(name.as_slice()))
-                .is_ok();
-            if tracked_file || folder.folders.binary_search(&name).is_ok() {
+        for (name, d_type) in names.iter() {
+            let tracked_file = folder.files.binary_search_by(|&i| tracked[i].name().cmp(name)).is_ok();
+            if tracked_file || folder.folders.binary_search_by(|f| f.as_slice().cmp(name)).is_ok() {
                 continue;
             }
             let mut path = prefix.clone();
-            path.extend_from_slice(&name);
-            match kind_of(&dir, &name, d_type) {
+            path.extend_from_slice(name);
+            match kind_of(&dir, name, d_type) {
                 libc::DT_REG | libc::DT_LNK => found.candidates.push(path),
                 libc::DT_DIR => {
                     path.push(b'/');
@@ -596,10 +627,10 @@ mod imp {
             out.push(path);
             return Some(());
         }
-        for (name, d_type) in read_names(&dir)? {
+        for (name, d_type) in read_names(&dir)?.iter() {
             let mut child = path.clone();
-            child.extend_from_slice(&name);
-            match kind_of(&dir, &name, d_type) {
+            child.extend_from_slice(name);
+            match kind_of(&dir, name, d_type) {
                 libc::DT_REG | libc::DT_LNK => {}
                 libc::DT_DIR => child.push(b'/'),
                 _ => continue,

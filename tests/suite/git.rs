@@ -395,7 +395,7 @@ async fn a_diff_of_many_files_matches_git_numstat() {
         if i % 25 == 0 {
             std::fs::remove_file(env.path(&path)).unwrap();
         } else {
-            env.write(&path, &format!("line one {i}\nline 2\nline three\nand a fourth\n"));
+            env.write(&path, format!("line one {i}\nline 2\nline three\nand a fourth\n"));
         }
     }
     let client = env.client().await;
