@@ -735,6 +735,12 @@ mod tests {
         assert_eq!(sorted(&scan.uncertain), ["src/f2.txt"]);
         assert_eq!(sorted(&scan.untracked), ["fresh/a/b.txt", "src/new.txt"]);
 
+        // A tracked folder replaced by a link is never read through: libgit2's scan answers.
+        std::os::unix::fs::symlink("src", dir.join("gone")).unwrap();
+        assert!(scan_again(&repo, &index, &cache).is_none());
+        std::fs::remove_file(dir.join("gone")).unwrap();
+        assert!(scan_again(&repo, &index, &cache).is_some());
+
         // A tracked file that became a folder is left to libgit2's full scan.
         std::fs::remove_file(dir.join("top.txt")).unwrap();
         write(dir, "top.txt/inside.txt", "x\n");

@@ -617,8 +617,14 @@ async fn status_agrees_with_the_git_cli_in_harder_cases() {
     std::fs::remove_dir_all(env.path("bare_nested")).unwrap();
     std::fs::remove_file(env.path("becomes_dir")).unwrap();
     env.write("becomes_dir/inside.txt", "x\n");
+    // A tracked folder replaced by a link to another folder: its files are
+    // deleted and the link is untracked (nothing is read through it).
+    std::fs::remove_dir_all(env.path("bulk/d5")).unwrap();
+    std::os::unix::fs::symlink("d6", env.path("bulk/d5")).unwrap();
     let lines = assert_status_is_the_clis(&env, &client).await;
     assert!(lines.iter().any(|l| l == " D becomes_dir"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == " D bulk/d5/f5.txt"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "?? bulk/d5"), "{lines:#?}");
 }
 
 /// The staged half is remembered between calls only while HEAD and the index
