@@ -6,7 +6,7 @@
 
 use execlayer::command::{check_command, has_metachar};
 use execlayer::patch::{diff, parse, place};
-use execlayer::policy::{PolicyFile, Risk};
+use execlayer::policy::{PolicyFile, Risk, Rule, RuleDecision, RuleSet, Subject};
 use execlayer::settings::{DEFAULT_SHELL_ALLOWLIST, parse_allowlist};
 use execlayer::tools::edit_file::{Edit, apply_edit};
 use execlayer::workspace::{Access, Workspace};
@@ -171,8 +171,9 @@ pub fn path_resolve(data: &[u8]) {
 // (no newline: the default allowlist).
 //
 // Invariants: nothing panics; an accepted command's argv starts with an
-// allowlist entry word for word; it held no shell operator; no word starts
-// with `~`; git gets no option before its subcommand.
+// allowlist entry word for word; it held no unquoted shell operator (nor an
+// unquoted `~` or `#` starting a word; quoted, they are literal); git gets no
+// option before its subcommand.
 pub fn command_check(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (list, command) = text.split_once('\n').unwrap_or((DEFAULT_SHELL_ALLOWLIST, text));
@@ -186,11 +187,63 @@ pub fn command_check(data: &[u8]) {
             .any(|rule| argv.len() >= rule.len() && argv[..rule.len()] == rule[..]),
         "{command:?} accepted as {argv:?}, which starts with no allowlist entry"
     );
-    assert!(!has_metachar(command), "{command:?} with a shell operator was accepted");
-    assert!(argv.iter().all(|w| !w.starts_with('~')), "{argv:?}");
+    if let Some(at) = unquoted_operator(command) {
+        panic!("{command:?} with an unquoted shell operator at byte {at} was accepted");
+    }
     if argv[0] == "git" {
         assert!(!argv.get(1).is_some_and(|a| a.starts_with('-')), "{argv:?}");
     }
+}
+
+/// The byte offset of the first character outside quotes that a shell would
+/// treat as an operator (an oracle written apart from `command::split`:
+/// quotes are tracked, nothing else is parsed). Inside quotes, every character
+/// is literal.
+fn unquoted_operator(command: &str) -> Option<usize> {
+    #[derive(PartialEq)]
+    enum State {
+        Plain,
+        Single,
+        Double,
+    }
+    let mut state = State::Plain;
+    let mut word_start = true;
+    let mut chars = command.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match state {
+            State::Single => {
+                if c == '\'' {
+                    state = State::Plain;
+                }
+            }
+            State::Double => match c {
+                '"' => state = State::Plain,
+                '\\' => {
+                    chars.next();
+                }
+                _ => {}
+            },
+            State::Plain => {
+                match c {
+                    '\'' => state = State::Single,
+                    '"' => state = State::Double,
+                    '\\' => {
+                        chars.next();
+                    }
+                    ' ' | '\t' => {
+                        word_start = true;
+                        continue;
+                    }
+                    '#' | '~' if word_start => return Some(at),
+                    '#' | '~' => {}
+                    _ if has_metachar(c.encode_utf8(&mut [0; 4])) => return Some(at),
+                    _ => {}
+                }
+                word_start = false;
+            }
+        }
+    }
+    None
 }
 
 // --- policy_parse
@@ -266,4 +319,131 @@ pub fn jsonrpc_frame(data: &[u8]) {
             "a message does not survive a round trip"
         );
     }
+}
+
+// --- rules
+// The rules parser and their verdicts. Input: a JSON array of rules, a NUL,
+// then one path per line (the same lines, split on spaces, are a command).
+//
+// Invariants: nothing panics; the set's verdict is what the rules say one by
+// one (of the rules that match alone, the strictest wins, ties to the first);
+// a path rule matches several paths only when it matches each of them; a
+// command rule matches exactly the argvs that start with its words; adding a
+// rule never makes a verdict less strict; an accepted set's own JSON is
+// accepted again and gives the same verdicts.
+pub fn rules(data: &[u8]) {
+    let Some(cut) = data.iter().position(|&b| b == 0) else {
+        return;
+    };
+    let (Ok(json), Ok(tail)) = (std::str::from_utf8(&data[..cut]), std::str::from_utf8(&data[cut + 1..])) else {
+        return;
+    };
+    let Ok(list) = serde_json::from_str::<Vec<Rule>>(json) else {
+        return;
+    };
+    if list.len() > 8 {
+        return;
+    }
+    let Ok(set) = RuleSet::new(list.clone()) else { return };
+    let paths: Vec<String> = tail
+        .lines()
+        .filter(|l| !l.is_empty())
+        .take(8)
+        .map(String::from)
+        .collect();
+    let argv: Vec<String> = tail.split_whitespace().take(16).map(String::from).collect();
+    let subjects = [
+        Subject::paths(Ok::<_, ()>(paths.clone())),
+        Subject::argv(argv.clone()),
+        Subject::paths(Err::<Vec<String>, _>(())),
+    ];
+    let tools = [
+        "shell_exec",
+        "filesystem_write",
+        "apply_patch",
+        "edit_file",
+        "git_status",
+    ];
+    let alone: Vec<RuleSet> = list
+        .iter()
+        .map(|r| {
+            RuleSet::new(vec![r.clone()]).unwrap_or_else(|e| panic!("a rule of an accepted set is refused alone: {e}"))
+        })
+        .collect();
+    let more_sets: Vec<RuleSet> = list
+        .iter()
+        .filter_map(|extra| {
+            let mut more = set.clone();
+            more.push(extra.clone()).ok().map(|_| more)
+        })
+        .collect();
+    for tool in tools {
+        for subject in &subjects {
+            let verdict = set.evaluate(tool, subject);
+            // The strictest of the rules that match alone, the first on ties.
+            let mut expected: Option<(usize, RuleDecision)> = None;
+            for (i, one) in alone.iter().enumerate() {
+                if let Some(v) = one.evaluate(tool, subject) {
+                    assert_eq!(v.index, 0);
+                    assert_eq!(v.decision, list[i].effective());
+                    if expected.is_none_or(|(_, d)| v.decision > d) {
+                        expected = Some((i, v.decision));
+                    }
+                }
+            }
+            assert_eq!(
+                verdict.as_ref().map(|v| (v.index, v.decision)),
+                expected,
+                "{tool} {subject:?}"
+            );
+            if let Some(v) = &verdict {
+                assert_eq!(v.rule, list[v.index]);
+            }
+            if subject.unresolved {
+                assert!(
+                    verdict.as_ref().is_none_or(|v| list[v.index].path.is_none()),
+                    "a path rule matched an unresolved path"
+                );
+            }
+            // Adding any rule of the set again at the end never loosens the verdict.
+            for more in &more_sets {
+                let after = more.evaluate(tool, subject).map(|v| v.decision);
+                assert!(
+                    after >= verdict.as_ref().map(|v| v.decision),
+                    "adding a rule loosened a verdict"
+                );
+            }
+        }
+        for (i, one) in alone.iter().enumerate() {
+            let rule = &list[i];
+            if let Some(words) = &rule.command
+                && rule.tool == tool
+            {
+                let Ok(words) = shell_words::split(words) else {
+                    panic!("an accepted command rule does not split: {words:?}")
+                };
+                let starts = argv.len() >= words.len() && words.iter().zip(&argv).all(|(w, a)| w == a);
+                assert_eq!(
+                    one.evaluate(tool, &subjects[1]).is_some(),
+                    starts,
+                    "command rule {words:?} on {argv:?}"
+                );
+            }
+            if rule.path.is_some() && rule.tool == tool && !paths.is_empty() {
+                let each = paths.iter().all(|p| {
+                    one.evaluate(tool, &Subject::paths(Ok::<_, ()>(vec![p.clone()])))
+                        .is_some()
+                });
+                assert_eq!(
+                    one.evaluate(tool, &subjects[0]).is_some(),
+                    each,
+                    "path rule {:?} on {paths:?}",
+                    rule.path
+                );
+            }
+        }
+    }
+    let printed = serde_json::to_string(&list).expect("rules serialize");
+    let again: Vec<Rule> = serde_json::from_str(&printed).unwrap_or_else(|e| panic!("rules' own JSON is refused: {e}"));
+    assert_eq!(again, list);
 }

@@ -9,8 +9,7 @@
 # goes to bench-peers/results/scale.json.
 #
 #   bash scripts/bench-scale.sh      # SCALE_N=10 calls a round, SCALE_ROUNDS=5, REAL_TREE=~/.cargo/registry/src
-#   SCALE_ONLY=git bash scripts/bench-scale.sh   # only the rows whose label matches this Python regex (no start-up rows)
-#   SKIP_BUILD=1 ...                             # use target/release/execlayer as it is
+#   SCALE_ONLY='list|git_diff' bash scripts/bench-scale.sh   # only the rows whose label matches (a Python regex)
 #
 # Needs: rg (apt-get install ripgrep), git, find, python3. The peer rows need the
 # reference servers in bench-peers/ (bash scripts/bench-peers.sh installs them);
@@ -83,10 +82,10 @@ trap 'rm -rf "$work"' EXIT
 printf '{"approval_mode":"auto","approval_ttl_seconds":300,"approval_timeout_seconds":120,"max_steps_per_run":10,"max_retries_per_tool":2}\n' >"$work/policy.json"
 RG=(rg -n --hidden --no-require-git -g '!.git')
 
-python3 - "$BIN" "$work" "$N" "$ROUNDS" "$REAL_TREE" "$FS_SERVER" "$GIT_PEER" "${SCALE_ONLY:-}" "${RG[@]}" >"$work/cases.json" <<'PY'
-import json, os, re, sys
-bin_, work, n, rounds, real, fs_server, git_peer, only = sys.argv[1:9]
-rg = sys.argv[9:]
+python3 - "$BIN" "$work" "$N" "$ROUNDS" "$REAL_TREE" "$FS_SERVER" "$GIT_PEER" "${RG[@]}" >"$work/cases.json" <<'PY'
+import json, os, sys
+bin_, work, n, rounds, real, fs_server, git_peer = sys.argv[1:8]
+rg = sys.argv[8:]
 n, rounds = int(n), int(rounds)
 def server(ws):
     return {"server": [bin_, "serve"], "env": {"EXECUTION_WORKSPACE_ROOT": ws, "EXECUTION_CONFIG": f"{work}/policy.json",
@@ -118,7 +117,9 @@ if os.path.exists(git_peer):
                   "peer": {"server": peer, "tool": "git_diff_unstaged", "args": {"repo_path": repo}}})
 cases.append({**server(repo), "label": "git_status 2,000-file fixture (CLI)", "tool": "git_status", "args": {},
               "cli": ["git", "status", "--porcelain"]})
+only = os.environ.get("SCALE_ONLY")
 if only:
+    import re
     cases = [c for c in cases if re.search(only, c["label"])]
 print(json.dumps(cases))
 PY
@@ -144,7 +145,7 @@ print(f"{statistics.median(samples):.0f}")
 PY
 }
 mkdir -p "$work/empty"
-cpu_empty=- cpu_big=-
+cpu_empty=-; cpu_big=-
 if [ -z "${SCALE_ONLY:-}" ]; then
     cpu_empty=$(startup_cpu "$work/empty")
     cpu_big=$(startup_cpu "$BASE/100000")
@@ -160,6 +161,5 @@ for r in rows:
     print(f"| {r['label']} ({alt}) | {r['a_ms']:.2f} ms | {r['b_ms']:.2f} ms | {r['ratio']:.2f}× | "
           f"{r['a_cpu_ms_per_call']:.1f} / {r['b_cpu_ms_per_call']:.1f} ms | {r['a_cpu_ms_per_call'] / max(r['b_cpu_ms_per_call'], 1e-9):.2f}× | "
           f"{r['a_spread']:.2f} / {r['b_spread']:.2f} | {r['server_hwm_kib'] / 1024:.1f} MiB | {r['response_bytes'] / 1024:.1f} KiB |")
-if sys.argv[2] != "-":
-    print(f"\nStart-up CPU (initialize, then 2 s idle; median of 7): empty workspace {sys.argv[2]} ms, 100k files {sys.argv[3]} ms.")
+print(f"\nStart-up CPU (initialize, then 2 s idle; median of 7): empty workspace {sys.argv[2]} ms, 100k files {sys.argv[3]} ms.")
 PY

@@ -591,8 +591,16 @@ fn unquote(text: &str) -> Result<String, ParseError> {
             b'f' => 12,
             b'v' => 11,
             b'0'..=b'7' => {
-                let digits = &inner[i - 1..(i + 2).min(inner.len())];
-                let value = u8::from_str_radix(digits, 8).map_err(|_| format!("bad escape in path {text}"))?;
+                // Git writes a byte as exactly three octal digits (`\303`).
+                let digits = bytes
+                    .get(i - 1..i + 2)
+                    .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+                let value = digits
+                    .map(|d| d.iter().fold(0u16, |v, b| v * 8 + u16::from(b - b'0')))
+                    .and_then(|v| u8::try_from(v).ok())
+                    .ok_or_else(|| {
+                        format!("bad escape in path {text}: a `\\` and a digit must be three octal digits, e.g. \\303")
+                    })?;
                 i += 2;
                 value
             }
@@ -689,6 +697,16 @@ mod tests {
             Some(("my notes/to do.txt".into(), "my notes/to do.txt".into()))
         );
         assert_eq!(unquote("\"caf\\303\\251.txt\"").unwrap(), "café.txt");
+    }
+
+    #[test]
+    fn a_short_or_oversized_octal_escape_is_refused_not_a_panic() {
+        // Found by the patch fuzzer: a digit escape followed by a multi-byte character.
+        for quoted in ["\"b/donn\\3\u{3da}s.txt\"", "\"x\\7\"", "\"x\\777\"", "\"x\\38a\""] {
+            let err = unquote(quoted).unwrap_err();
+            assert!(err.contains("three octal digits"), "{quoted}: {err}");
+        }
+        assert_eq!(unquote("\"\\101\\0120\"").unwrap(), "A\n0");
     }
 
     #[test]

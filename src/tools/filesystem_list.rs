@@ -1,11 +1,19 @@
 //! `filesystem_list`: the entries of a workspace directory, honouring `.gitignore`.
+//!
+//! The entries travel once, in the text block, one per line (the structured
+//! result says how many and whether the list was cut). Entry types come from
+//! `readdir`; a file is `lstat`ed only when sizes are asked for, and only when
+//! it is returned.
+
+use std::fmt::Write as _;
+use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Annotations, Tool, ToolContext, ToolError};
 use crate::policy::Risk;
-use crate::workspace::{Access, display_relative};
+use crate::workspace::{Access, WorkspacePath};
 
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000;
 pub const MAX_ENTRIES: usize = 20_000;
@@ -24,43 +32,28 @@ pub struct Params {
     /// Most entries to return (1 to 20000). Default 1000.
     #[serde(default)]
     pub max_entries: Option<usize>,
-}
-
-/// What a directory entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Entry {
-    /// Path relative to the workspace root.
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: EntryKind,
-    /// Size in bytes, for files.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
+    /// Show each file's size in bytes. Default false.
+    #[serde(default)]
+    pub sizes: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Output {
     /// The directory listed, relative to the workspace root.
     pub path: String,
-    /// Entries sorted by path; `.git` and ignored files are left out.
-    pub entries: Vec<Entry>,
+    /// How many entries the text lists.
+    pub count: usize,
     /// True when `max_entries` cut the list.
     pub truncated: bool,
+    /// The entries, one line each (sent once, as the text block).
+    #[serde(skip)]
+    pub listing: String,
 }
 
 impl Tool for FilesystemList {
     const NAME: &'static str = "filesystem_list";
     const TITLE: &'static str = "List a directory";
-    const DESCRIPTION: &'static str = "List the entries of a directory inside the workspace (optionally the whole tree), with type and size, sorted by path. Files ignored by .gitignore and the .git directory are left out. At most max_entries are returned; `truncated` says when more exist.";
+    const DESCRIPTION: &'static str = "List the entries of a directory inside the workspace (optionally the whole tree), sorted by path, one per line as workspace-relative paths: directories end with `/`, symlinks show `-> target`, other special files end with `  (special)`; with `sizes: true` files show `  (N bytes)`. Names holding control characters are written as JSON strings. Files ignored by .gitignore and the .git directory are left out. At most max_entries are returned; a last line and `truncated` say when more exist.";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -81,37 +74,30 @@ impl Tool for FilesystemList {
             .workspace
             .resolve(params.path.as_deref().unwrap_or("."), Access::Read)?;
         let root = ctx.workspace.root().to_path_buf();
-        let recursive = params.recursive;
-        tokio::task::spawn_blocking(move || list(&root, &dir, recursive, max))
+        let (recursive, sizes) = (params.recursive, params.sizes);
+        tokio::task::spawn_blocking(move || list(&root, &dir, recursive, max, sizes))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
 
     fn render(output: Output) -> String {
-        let mut text = String::new();
-        for e in &output.entries {
-            match (e.kind, e.size) {
-                (EntryKind::Dir, _) => text.push_str(&format!("{}/\n", e.path)),
-                (EntryKind::Symlink, _) => text.push_str(&format!("{} -> (symlink)\n", e.path)),
-                (_, Some(size)) => text.push_str(&format!("{}  ({size} bytes)\n", e.path)),
-                _ => text.push_str(&format!("{}\n", e.path)),
-            }
-        }
-        if output.entries.is_empty() {
-            text.push_str(&format!("{} is empty\n", output.path));
+        let mut text = output.listing;
+        if output.count == 0 {
+            let _ = writeln!(text, "{} is empty", output.path);
         }
         if output.truncated {
-            text.push_str(&format!(
-                "[execlayer: list cut at {} entries; raise max_entries or list a subdirectory]\n",
-                output.entries.len()
-            ));
+            let _ = writeln!(
+                text,
+                "[execlayer: list cut at {} entries; raise max_entries or list a subdirectory]",
+                output.count
+            );
         }
         text
     }
 }
 
 /// A walker over the workspace that honours `.gitignore` and skips `.git`.
-pub fn walker(start: &std::path::Path, max_depth: Option<usize>) -> ignore::WalkBuilder {
+pub fn walker(start: &Path, max_depth: Option<usize>) -> ignore::WalkBuilder {
     let mut builder = ignore::WalkBuilder::new(start);
     builder
         .hidden(false)
@@ -127,12 +113,7 @@ pub fn walker(start: &std::path::Path, max_depth: Option<usize>) -> ignore::Walk
     builder
 }
 
-fn list(
-    root: &std::path::Path,
-    dir: &crate::workspace::WorkspacePath,
-    recursive: bool,
-    max: usize,
-) -> Result<Output, ToolError> {
+fn list(root: &Path, dir: &WorkspacePath, recursive: bool, max: usize, sizes: bool) -> Result<Output, ToolError> {
     let shown = dir.display();
     let meta = std::fs::metadata(dir.physical()).map_err(|e| ToolError::new(format!("cannot list {shown}: {e}")))?;
     if !meta.is_dir() {
@@ -140,42 +121,30 @@ fn list(
             "{shown} is a file, not a directory; read it with filesystem_read"
         )));
     }
-    if !recursive {
-        let (entries, truncated) = one_level(root, dir, max);
-        return Ok(Output {
-            path: shown,
-            entries,
-            truncated,
-        });
-    }
-    let mut builder = walker(dir.physical(), None);
-    // Tree order, deterministic; streamed, so a huge tree stops at `max`.
-    builder.sort_by_file_name(|a, b| a.cmp(b));
-    let mut entries = Vec::new();
-    let mut truncated = false;
-    for item in builder.build().flatten().filter(|i| i.depth() > 0) {
-        if entries.len() == max {
-            truncated = true;
-            break;
-        }
-        let Some(file_type) = item.file_type() else { continue };
-        let kind = EntryKind::of(file_type);
-        let size = (kind == EntryKind::File).then(|| item.metadata().map(|m| m.len()).unwrap_or(0));
-        let relative = item.path().strip_prefix(root).unwrap_or(item.path());
-        entries.push(Entry {
-            path: display_relative(relative),
-            kind,
-            size,
-        });
-    }
+    let mut out = Listing::new(sizes);
+    let truncated = if recursive {
+        walk_tree(root, dir.physical(), max, &mut out)
+    } else {
+        one_level(root, dir.physical(), max, &mut out)
+    };
     Ok(Output {
         path: shown,
-        entries,
+        count: out.count,
         truncated,
+        listing: out.text,
     })
 }
 
-impl EntryKind {
+/// What kind of entry a line shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl Kind {
     fn of(file_type: std::fs::FileType) -> Self {
         if file_type.is_symlink() {
             Self::Symlink
@@ -189,40 +158,113 @@ impl EntryKind {
     }
 }
 
+/// The text being built, one line per entry.
+struct Listing {
+    text: String,
+    count: usize,
+    sizes: bool,
+}
+
+impl Listing {
+    fn new(sizes: bool) -> Self {
+        Self {
+            text: String::new(),
+            count: 0,
+            sizes,
+        }
+    }
+
+    /// Adds `relative` (workspace-relative, `/`-separated), found at `physical`.
+    fn push(&mut self, relative: &str, physical: &Path, kind: Kind) {
+        if relative.chars().any(char::is_control) {
+            let quoted = serde_json::to_string(relative).unwrap_or_default();
+            self.text.push_str(&quoted);
+        } else {
+            self.text.push_str(relative);
+        }
+        match kind {
+            Kind::Dir => self.text.push('/'),
+            Kind::Symlink => match std::fs::read_link(physical) {
+                Ok(target) => {
+                    self.text.push_str(" -> ");
+                    self.text.push_str(&target.to_string_lossy());
+                }
+                Err(_) => self.text.push_str(" -> (unreadable link)"),
+            },
+            Kind::Other => self.text.push_str("  (special)"),
+            Kind::File if self.sizes => match std::fs::symlink_metadata(physical) {
+                Ok(m) => {
+                    let _ = write!(self.text, "  ({} bytes)", m.len());
+                }
+                Err(_) => self.text.push_str("  (gone)"),
+            },
+            Kind::File => {}
+        }
+        self.text.push('\n');
+        self.count += 1;
+    }
+}
+
+/// The part of `path` after `root` and its `/`, as text (a copy only when
+/// the name is not UTF-8). Every listed path is below the root.
+fn relative_of<'a>(root_len: usize, path: &'a Path) -> std::borrow::Cow<'a, str> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let rest = bytes.get(root_len..).unwrap_or_default();
+    let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+    match std::str::from_utf8(rest) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(rest).into_owned()),
+    }
+}
+
 /// One directory level: the walker reads the directory once (entry types come
-/// from `readdir`, ignore rules are applied), the names are sorted as plain
-/// bytes, and only the entries returned are `lstat`ed for their size.
-fn one_level(root: &std::path::Path, dir: &crate::workspace::WorkspacePath, max: usize) -> (Vec<Entry>, bool) {
-    let mut level: Vec<(std::ffi::OsString, std::fs::FileType)> = Vec::new();
-    for item in walker(dir.physical(), Some(1)).build().flatten() {
+/// from `readdir`, ignore rules are applied); the entries, which all share the
+/// directory's path as a prefix, are sorted by their path bytes (no component
+/// parsing), and only the entries returned are looked at further.
+fn one_level(root: &Path, dir: &Path, max: usize, out: &mut Listing) -> bool {
+    let mut level: Vec<(std::path::PathBuf, Kind)> = Vec::new();
+    for item in walker(dir, Some(1)).build().flatten() {
         if item.depth() == 0 {
             continue;
         }
         let Some(file_type) = item.file_type() else { continue };
-        level.push((item.file_name().to_owned(), file_type));
+        level.push((item.into_path(), Kind::of(file_type)));
     }
-    level.sort_unstable_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    let shared = dir.as_os_str().len();
+    level.sort_unstable_by(|a, b| name_bytes(&a.0, shared).cmp(name_bytes(&b.0, shared)));
     let truncated = level.len() > max;
     level.truncate(max);
-    let relative = dir.physical().strip_prefix(root).unwrap_or(std::path::Path::new(""));
-    let mut prefix = relative.to_string_lossy().into_owned();
-    if !prefix.is_empty() {
-        prefix.push('/');
+    let root_len = root.as_os_str().len();
+    out.text.reserve(level.len() * (shared.saturating_sub(root_len) + 24));
+    for (path, kind) in &level {
+        out.push(&relative_of(root_len, path), path, *kind);
     }
-    let entries = level
-        .into_iter()
-        .map(|(name, file_type)| {
-            let kind = EntryKind::of(file_type);
-            let size = (kind == EntryKind::File).then(|| {
-                std::fs::symlink_metadata(dir.physical().join(&name))
-                    .map(|m| m.len())
-                    .unwrap_or(0)
-            });
-            let mut path = String::with_capacity(prefix.len() + name.len());
-            path.push_str(&prefix);
-            path.push_str(&name.to_string_lossy());
-            Entry { path, kind, size }
-        })
-        .collect();
-    (entries, truncated)
+    truncated
+}
+
+/// The bytes of `path` after its first `skip` (its parent's path).
+fn name_bytes(path: &Path, skip: usize) -> &[u8] {
+    path.as_os_str().as_encoded_bytes().get(skip..).unwrap_or_default()
+}
+
+/// The tree below `dir`, in path order, streamed: a huge tree stops at `max`.
+fn walk_tree(root: &Path, dir: &Path, max: usize, out: &mut Listing) -> bool {
+    let mut builder = walker(dir, None);
+    // Entries of one directory share its path as a prefix: comparing the
+    // bytes after it orders them by name without splitting paths into components.
+    builder.sort_by_file_path(|a, b| {
+        let (a, b) = (a.as_os_str().as_encoded_bytes(), b.as_os_str().as_encoded_bytes());
+        // Both are in the same directory: skip the parent they share.
+        let skip = a.iter().rposition(|&c| c == b'/').unwrap_or(0);
+        a.get(skip..).cmp(&b.get(skip..))
+    });
+    let root_len = root.as_os_str().len();
+    for item in builder.build().flatten().filter(|i| i.depth() > 0) {
+        if out.count == max {
+            return true;
+        }
+        let Some(file_type) = item.file_type() else { continue };
+        out.push(&relative_of(root_len, item.path()), item.path(), Kind::of(file_type));
+    }
+    false
 }

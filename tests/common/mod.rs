@@ -340,3 +340,35 @@ impl ClientHandler for Watcher {
         self.changed.notify_one();
     }
 }
+
+/// The entries of a `filesystem_list` answer, read back from its text (one
+/// line each: `dir/`, `link -> target`, `file  (N bytes)`, `name  (special)`),
+/// as `[{path, type, size?, target?}]`.
+pub fn listed(result: &CallToolResult) -> Value {
+    let mut entries = Vec::new();
+    for line in text(result).lines() {
+        if line.starts_with("[execlayer:") || line.ends_with(" is empty") {
+            continue;
+        }
+        let entry = if let Some((path, target)) = line.split_once(" -> ") {
+            serde_json::json!({"path": path, "type": "symlink", "target": target})
+        } else if let Some(path) = line.strip_suffix('/') {
+            serde_json::json!({"path": path, "type": "dir"})
+        } else if let Some(path) = line.strip_suffix("  (special)") {
+            serde_json::json!({"path": path, "type": "other"})
+        } else if let Some((path, size)) = line.strip_suffix(" bytes)").and_then(|l| l.rsplit_once("  (")) {
+            serde_json::json!({"path": path, "type": "file", "size": size.parse::<u64>().expect("a size")})
+        } else {
+            serde_json::json!({"path": line, "type": "file"})
+        };
+        entries.push(entry);
+    }
+    let count = structured(result)["count"].as_u64().expect("count");
+    assert_eq!(
+        entries.len() as u64,
+        count,
+        "the text lists `count` entries:\n{}",
+        text(result)
+    );
+    Value::Array(entries)
+}

@@ -57,3 +57,8 @@ fn fuzz_corpus_policy_parser() {
 fn fuzz_corpus_jsonrpc_framing() {
     replay("jsonrpc_frame", checks::jsonrpc_frame);
 }
+
+#[test]
+fn fuzz_corpus_rules() {
+    replay("rules", checks::rules);
+}

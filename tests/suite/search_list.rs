@@ -148,8 +148,8 @@ async fn one_level_list_sorts_by_name_and_cuts_at_max_entries() {
     }
     env.write("dir/sub/inner.txt", "x");
     let client = env.client().await;
-    let r = call(&client, "filesystem_list", json!({"path": "dir"})).await;
-    let entries = structured(&r)["entries"].as_array().unwrap().clone();
+    let r = call(&client, "filesystem_list", json!({"path": "dir", "sizes": true})).await;
+    let entries = listed(&r).as_array().unwrap().clone();
     let paths: Vec<&str> = entries.iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["dir/B.txt", "dir/a-b.txt", "dir/a.txt", "dir/b.txt", "dir/sub"]);
     assert_eq!(entries[0]["size"], 5);
@@ -157,7 +157,8 @@ async fn one_level_list_sorts_by_name_and_cuts_at_max_entries() {
     assert!(entries[4].get("size").is_none());
 
     let r = call(&client, "filesystem_list", json!({"path": "dir", "max_entries": 2})).await;
-    let paths: Vec<&str> = structured(&r)["entries"]
+    let cut = listed(&r);
+    let paths: Vec<&str> = cut
         .as_array()
         .unwrap()
         .iter()
@@ -230,4 +231,43 @@ async fn start_sweeps_temp_files_only_where_writes_were_staged() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!fresh.exists(), "kept in the journal until it was old enough");
+}
+
+#[tokio::test]
+async fn list_sends_each_entry_once_with_links_and_odd_names() {
+    let env = TestEnv::new();
+    env.write("d/plain.txt", "12345");
+    env.write("d/with space.txt", "x");
+    env.write("d/line\nbreak.txt", "x");
+    std::os::unix::fs::symlink("plain.txt", env.path("d/link")).unwrap();
+    std::os::unix::fs::symlink("../../outside", env.path("d/escape")).unwrap();
+    let client = env.client().await;
+
+    let r = call(&client, "filesystem_list", json!({"path": "d"})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(
+        text(&r),
+        "d/escape -> ../../outside\nd/line\\nbreak.txt\nd/link -> plain.txt\nd/plain.txt\nd/with space.txt\n"
+            .replace("d/line\\nbreak.txt", "\"d/line\\nbreak.txt\""),
+        "one line per entry; a name with a line break is quoted so it cannot pass for two entries"
+    );
+    assert_eq!(
+        structured(&r),
+        &json!({"path": "d", "count": 5, "truncated": false}),
+        "the entries travel once, in the text"
+    );
+    assert!(r.content.len() == 1, "one content block");
+
+    let r = call(&client, "filesystem_list", json!({"path": "d", "sizes": true})).await;
+    assert!(text(&r).contains("d/plain.txt  (5 bytes)\n"), "{}", text(&r));
+    assert!(
+        text(&r).contains("d/link -> plain.txt\n"),
+        "a link shows its target, not a size"
+    );
+
+    let r = call(&client, "filesystem_list", json!({"path": "d/plain.txt"})).await;
+    assert_tool_error(&r, "read it with filesystem_read");
+    std::fs::create_dir(env.path("empty")).unwrap();
+    let r = call(&client, "filesystem_list", json!({"path": "empty"})).await;
+    assert_eq!(text(&r), "empty is empty\n");
 }

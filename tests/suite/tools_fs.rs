@@ -164,23 +164,23 @@ async fn list_honours_gitignore_and_caps() {
     env.write("debug.log", "x");
     let client = env.client().await;
 
-    let r = call(&client, "filesystem_list", json!({"recursive": true})).await;
-    let paths: Vec<String> = structured(&r)["entries"]
+    let r = call(&client, "filesystem_list", json!({"recursive": true, "sizes": true})).await;
+    let paths: Vec<String> = listed(&r)
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["path"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(paths, [".gitignore", "README.md", "src", "src/lib.rs"]);
-    let lib = &structured(&r)["entries"][3];
+    let lib = &listed(&r)[3];
     assert_eq!((lib["type"].as_str(), lib["size"].as_u64()), (Some("file"), Some(1)));
 
     let r = call(&client, "filesystem_list", json!({"recursive": true, "max_entries": 2})).await;
-    assert_eq!(structured(&r)["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(listed(&r).as_array().unwrap().len(), 2);
     assert_eq!(structured(&r)["truncated"], true);
 
     let r = call(&client, "filesystem_list", json!({"path": "src"})).await;
-    assert_eq!(structured(&r)["entries"][0]["path"], "src/lib.rs");
+    assert_eq!(listed(&r)[0]["path"], "src/lib.rs");
 }
 
 #[tokio::test]
