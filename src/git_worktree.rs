@@ -28,7 +28,10 @@
 /// Why a tracked path is listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decided {
-    Modified,
+    /// `plain`: a regular, non-executable file in the index and on disk.
+    Modified {
+        plain: bool,
+    },
     Deleted,
 }
 
@@ -41,6 +44,8 @@ pub struct Scan {
     pub uncertain: Vec<Vec<u8>>,
     /// Untracked, not ignored files; a nested repository as `name/`.
     pub untracked: Vec<Vec<u8>>,
+    /// The index holds a `.gitattributes` file (anywhere, not only under the prefixes).
+    pub attributes_tracked: bool,
 }
 
 /// What the scan prepares from the index (entries grouped by folder), kept
@@ -89,6 +94,12 @@ pub fn scan(
         }
     };
     imp::scan(repo, &prepared, untracked)
+}
+
+/// The bytes of a work-tree file (a repository path), opened from the work
+/// tree's root without following any symbolic link; `None` when that fails.
+pub fn read_file(workdir: &std::path::Path, path: &[u8]) -> Option<Vec<u8>> {
+    imp::read_file(workdir, path)
 }
 
 #[cfg(target_os = "linux")]
@@ -160,6 +171,7 @@ mod imp {
         workdir: std::path::PathBuf,
         /// The index file's mtime, for "racily clean" entries.
         index_mtime: (i64, u32),
+        attributes_tracked: bool,
     }
 
     pub fn prepare(repo: &git2::Repository, index: &git2::Index, prefixes: &[String]) -> Option<Prepared> {
@@ -181,8 +193,13 @@ mod imp {
                     p.is_empty() || path == p || (path.starts_with(p) && path.get(p.len()) == Some(&b'/'))
                 })
         };
+        let mut attributes_tracked = false;
         let tracked: Vec<Tracked> = index
             .iter()
+            .inspect(|e| {
+                attributes_tracked |= e.path.ends_with(b".gitattributes")
+                    && (e.path.len() == 14 || e.path[..e.path.len() - 14].ends_with(b"/"));
+            })
             .filter(|e| wanted(&e.path))
             .map(|e| Tracked {
                 name_at: e.path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1),
@@ -245,6 +262,7 @@ mod imp {
             folders,
             workdir,
             index_mtime,
+            attributes_tracked,
         })
     }
 
@@ -254,6 +272,7 @@ mod imp {
             folders,
             workdir,
             index_mtime,
+            attributes_tracked,
         } = prepared;
         let started = std::time::Instant::now();
         let rootfd = open_dir(None, workdir.as_os_str().as_bytes())?;
@@ -291,7 +310,10 @@ mod imp {
         if give_up.load(Ordering::Relaxed) {
             return None;
         }
-        let mut out = Scan::default();
+        let mut out = Scan {
+            attributes_tracked: *attributes_tracked,
+            ..Scan::default()
+        };
         let mut candidates = Vec::new();
         for found in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
             out.decided.extend(found.decided);
@@ -373,6 +395,34 @@ mod imp {
         }
         // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    pub fn read_file(workdir: &std::path::Path, path: &[u8]) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let root = open_dir(None, workdir.as_os_str().as_bytes())?;
+        let c = CString::new(path).ok()?;
+        // SAFETY: open_how is plain data; all-zero is valid.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
+        how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH;
+        // SAFETY: `how` and `c` live through the call; the size is the struct's.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            ) as i32
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        Some(bytes)
     }
 
     /// The names in a folder, in one buffer (no allocation per name).
@@ -518,7 +568,12 @@ mod imp {
                     }
                     match judge(t, &st, index_mtime) {
                         Verdict::Same => {}
-                        Verdict::Modified => found.decided.push((t.path.clone(), Decided::Modified)),
+                        Verdict::Modified => found.decided.push((
+                            t.path.clone(),
+                            Decided::Modified {
+                                plain: t.mode == 0o100644,
+                            },
+                        )),
                         Verdict::Uncertain => found.uncertain.push(t.path.clone()),
                     }
                 }
@@ -652,6 +707,10 @@ mod imp {
     pub fn scan(_: &git2::Repository, _: &Prepared, _: bool) -> Option<super::Scan> {
         None
     }
+
+    pub fn read_file(_: &std::path::Path, _: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -729,7 +788,7 @@ mod tests {
             decided,
             [
                 ("gone/x.txt".to_owned(), Decided::Deleted),
-                ("src/f1.txt".to_owned(), Decided::Modified)
+                ("src/f1.txt".to_owned(), Decided::Modified { plain: true })
             ]
         );
         assert_eq!(sorted(&scan.uncertain), ["src/f2.txt"]);

@@ -303,7 +303,7 @@ fn worktree_from_scan(
     let mut out: Vec<(String, Change)> = Vec::with_capacity(scan.decided.len() + scan.untracked.len());
     for (path, decided) in &scan.decided {
         let change = match decided {
-            crate::git_worktree::Decided::Modified => Change::Modified,
+            crate::git_worktree::Decided::Modified { .. } => Change::Modified,
             crate::git_worktree::Decided::Deleted => Change::Deleted,
         };
         out.extend(shown(path).map(|p| (p, change)));

@@ -428,6 +428,96 @@ async fn a_diff_of_many_files_matches_git_numstat() {
     assert_eq!(headers, cli_order);
 }
 
+/// Changed plain files get their patches from the index blob and the file's
+/// bytes (no libgit2 work-tree diff): the text must be byte for byte what
+/// libgit2's own diff of the work tree prints, whatever the change.
+#[tokio::test]
+async fn plain_file_patches_are_libgit2s_own() {
+    let env = TestEnv::new();
+    let long: String = (0..200).map(|i| format!("fn item_{i}() {{ body {i} }}\n")).collect();
+    let mut files: Vec<(String, String)> = vec![
+        ("append.txt".into(), "one\ntwo\n".into()),
+        ("no_newline.txt".into(), "first\nlast without newline".into()),
+        ("gains_newline.txt".into(), "ends bare".into()),
+        ("emptied.txt".into(), "soon gone\n".into()),
+        ("crlf.txt".into(), "windows\r\nline\r\n".into()),
+        ("long.rs".into(), long.clone()),
+        ("binary.bin".into(), "text for now\n".into()),
+        ("same_size.txt".into(), "abc\n".into()),
+        ("exec.sh".into(), "echo 1\n".into()),
+        ("deleted.txt".into(), "bye\n".into()),
+    ];
+    for i in 0..80 {
+        files.push((format!("many/f{i:02}.txt"), format!("line {i}\n")));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.path("exec.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.git(&["add", "exec.sh"]);
+    env.git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "exec"]);
+    env.git(&["status", "--porcelain"]); // settle racily clean entries
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    env.write("append.txt", "one\ntwo\nthree\n");
+    env.write("no_newline.txt", "first\nchanged, still without newline");
+    env.write("gains_newline.txt", "ends bare no more\n");
+    env.write("emptied.txt", "");
+    env.write("crlf.txt", "windows\r\nline two\r\n");
+    env.write(
+        "long.rs",
+        long.replace("body 20 ", "BODY 20 ")
+            .replace("body 150 ", "changed 150 "),
+    );
+    env.write("binary.bin", b"now \0 binary \0 bytes\n".as_slice());
+    env.write("same_size.txt", "xyz\n"); // same size: libgit2 decides
+    env.write("exec.sh", "echo 2 and more\n"); // executable: libgit2 decides
+    std::fs::remove_file(env.path("deleted.txt")).unwrap();
+    for i in (0..80).step_by(2) {
+        env.write(&format!("many/f{i:02}.txt"), format!("line {i} changed\n"));
+    }
+
+    let client = env.client().await;
+    // Last, with attributes in play (the patches are then libgit2's diff throughout).
+    for (context, attributes) in [(3u32, false), (0, false), (10, false), (3, true)] {
+        if attributes {
+            env.write(".gitattributes", "*.bin -diff\n*.txt text eol=crlf\n");
+        }
+        let r = call(&client, "git_diff", json!({"context_lines": context})).await;
+        assert!(!is_error(&r), "{}", text(&r));
+        let repo = git2::Repository::open(env.path("")).unwrap();
+        let mut opts = git2::DiffOptions::new();
+        opts.context_lines(context);
+        let diff = repo.diff_index_to_workdir(None, Some(&mut opts)).unwrap();
+        let mut expected = Vec::new();
+        diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                expected.push(line.origin() as u8);
+            }
+            expected.extend_from_slice(line.content());
+            true
+        })
+        .unwrap();
+        assert_eq!(text(&r), String::from_utf8_lossy(&expected), "context {context}");
+        let files = structured(&r)["files"].as_array().unwrap().clone();
+        assert_eq!(files.len(), diff.deltas().len());
+        let binary = files.iter().find(|f| f["path"] == "binary.bin").unwrap();
+        assert_eq!(binary["binary"], true);
+        let numstat = env.git(&["diff", "--numstat"]);
+        for f in &files {
+            if f["binary"] == true {
+                continue;
+            }
+            let line = format!(
+                "{}\t{}\t{}",
+                f["additions"],
+                f["deletions"],
+                f["path"].as_str().unwrap()
+            );
+            assert!(numstat.lines().any(|l| l == line), "{line} not in\n{numstat}");
+        }
+    }
+}
+
 /// git_status's work-tree half is computed from the index's stat data and a
 /// walk for untracked files; whatever the case, it must say what
 /// `git status --porcelain -uall` says.
