@@ -114,6 +114,8 @@ mod imp {
 
     use super::{Decided, Scan};
 
+    /// Tracked files per scanning thread.
+    const PER_THREAD: usize = 4_000;
     const STAGE_MASK: u16 = 0x3000;
     const ASSUME_VALID: u16 = 0x8000;
     const EXTENDED_FLAGS: u16 = 0x6000; // skip-worktree, intent-to-add
@@ -293,10 +295,12 @@ mod imp {
             }
             results.lock().unwrap_or_else(|p| p.into_inner()).push(found);
         };
+        // A second thread pays for itself from a few thousand files; below,
+        // waiting for it to be scheduled on a busy machine costs more than it saves.
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
-            .min(tracked.len() / 1_000 + 1);
+            .min(tracked.len() / PER_THREAD + 1);
         if threads > 1 {
             std::thread::scope(|s| {
                 for _ in 1..threads {

@@ -595,8 +595,8 @@ async fn status_agrees_with_the_git_cli_in_harder_cases() {
         ("dashed-name.txt".into(), "dashed\n".into()),
         ("becomes_dir".into(), "a file now\n".into()),
     ];
-    // Enough files for the scan to share folders between threads.
-    for i in 0..1_500 {
+    // Enough files for the scan to share folders between threads (4,000 a thread).
+    for i in 0..4_200 {
         files.push((format!("bulk/d{}/f{i}.txt", i % 15), format!("{i}\n")));
     }
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
