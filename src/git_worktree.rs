@@ -97,7 +97,8 @@ pub fn scan(
 }
 
 /// The bytes of a work-tree file (a repository path), opened from the work
-/// tree's root without following any symbolic link; `None` when that fails.
+/// tree's root without following any symbolic link; `None` when that fails or
+/// the file is over 16 MiB.
 pub fn read_file(workdir: &std::path::Path, path: &[u8]) -> Option<Vec<u8>> {
     imp::read_file(workdir, path)
 }
@@ -116,6 +117,8 @@ mod imp {
 
     /// Tracked files per scanning thread.
     const PER_THREAD: usize = 4_000;
+    /// Largest file [`read_file`] reads.
+    const MAX_READ: u64 = 16 * 1024 * 1024;
     const STAGE_MASK: u16 = 0x3000;
     const ASSUME_VALID: u16 = 0x8000;
     const EXTENDED_FLAGS: u16 = 0x6000; // skip-worktree, intent-to-add
@@ -424,6 +427,11 @@ mod imp {
         }
         // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
         let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // Large files are left to libgit2, which decides from the size alone
+        // whether to load them (it calls files over its limit binary unread).
+        if file.metadata().ok()?.len() > MAX_READ {
+            return None;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ok()?;
         Some(bytes)
