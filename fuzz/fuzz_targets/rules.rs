@@ -3,7 +3,7 @@
 //! Invariants: nothing panics; the set's verdict is the strictest of the
 //! rules that match alone (ties to the first); path rules match several paths
 //! only when they match each; command rules match the argvs that start with
-//! their words; adding a rule never loosens a verdict.
+//! their words (so adding a rule never loosens a verdict).
 #![no_main]
 
 #[path = "../checks.rs"]

@@ -280,8 +280,10 @@ fn compile(index: usize, rule: &Rule) -> Result<Matcher, String> {
                 ),
             ));
         }
-        let words =
-            shell_words::split(command).map_err(|e| at("command", format!("cannot be split into words: {e}")))?;
+        // The same grammar as the commands it will be compared with.
+        let words = crate::command::parse_entry(command)
+            .map_err(|e| at("command", format!("cannot be split into words: {e}")))?
+            .unwrap_or_default();
         if words.is_empty() {
             return Err(at(
                 "command",
@@ -433,6 +435,21 @@ mod tests {
 
     fn paths(p: &[&str]) -> Subject {
         Subject::paths(Ok::<_, ()>(p.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn rule_commands_are_split_as_commands_are() {
+        use RuleDecision::*;
+        // Quoted words are one word, as shell_exec splits them.
+        let set = RuleSet::new(vec![rule("shell_exec", Some("python3 -c 'print(1)'"), None, Allow)]).unwrap();
+        let argv = crate::command::split("python3 -c 'print(1)'").unwrap();
+        assert_eq!(
+            set.evaluate("shell_exec", &Subject::argv(argv)).unwrap().decision,
+            Allow
+        );
+        // A prefix no command could ever start with is refused when the policy loads.
+        let err = RuleSet::new(vec![rule("shell_exec", Some("git log | head"), None, Forbid)]).unwrap_err();
+        assert!(err.contains("rules[0].command") && err.contains("`|`"), "{err}");
     }
 
     #[test]

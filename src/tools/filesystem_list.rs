@@ -29,6 +29,9 @@ pub struct Params {
     /// List the whole tree below the directory. Default false.
     #[serde(default)]
     pub recursive: bool,
+    /// List this many levels below the directory (1 = its own entries); implies `recursive`. Default: no limit.
+    #[serde(default)]
+    pub max_depth: Option<usize>,
     /// Most entries to return (1 to 20000). Default 1000.
     #[serde(default)]
     pub max_entries: Option<usize>,
@@ -53,7 +56,7 @@ pub struct Output {
 impl Tool for FilesystemList {
     const NAME: &'static str = "filesystem_list";
     const TITLE: &'static str = "List a directory";
-    const DESCRIPTION: &'static str = "List the entries of a directory inside the workspace (optionally the whole tree), sorted by path, one per line as workspace-relative paths: directories end with `/`, symlinks show `-> target`, other special files end with `  (special)`; with `sizes: true` files show `  (N bytes)`. Names holding control characters are written as JSON strings. Files ignored by .gitignore and the .git directory are left out. At most max_entries are returned; a last line and `truncated` say when more exist.";
+    const DESCRIPTION: &'static str = "List the entries of a directory inside the workspace (optionally the whole tree, or `max_depth` levels of it), sorted by path, one per line as workspace-relative paths: a line ending with `/` is a directory, `name -> target` a symbolic link, `name  (special)` a device, socket or pipe, and any other line a regular file (`sizes: true` adds `  (N bytes)` to files). Names holding control characters are written as JSON strings. Files ignored by .gitignore and the .git directory are left out; a recursive list does not descend into build caches (directories holding a CACHEDIR.TAG, such as cargo's target/): they show as `dir/  (cache directory, not listed)`, and listing them by path shows them. At most max_entries are returned; a last line and `truncated` say when more exist.";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -74,8 +77,17 @@ impl Tool for FilesystemList {
             .workspace
             .resolve(params.path.as_deref().unwrap_or("."), Access::Read)?;
         let root = ctx.workspace.root().to_path_buf();
-        let (recursive, sizes) = (params.recursive, params.sizes);
-        tokio::task::spawn_blocking(move || list(&root, &dir, recursive, max, sizes))
+        if params.max_depth == Some(0) {
+            return Err(ToolError::new(
+                "max_depth must be 1 or more (1 lists the directory's own entries); leave it out for the whole tree",
+            ));
+        }
+        let depth = match (params.max_depth, params.recursive) {
+            (Some(1), _) | (None, false) => Some(1),
+            (depth, _) => depth,
+        };
+        let sizes = params.sizes;
+        tokio::task::spawn_blocking(move || list(&root, &dir, depth, max, sizes))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
@@ -113,7 +125,8 @@ pub fn walker(start: &Path, max_depth: Option<usize>) -> ignore::WalkBuilder {
     builder
 }
 
-fn list(root: &Path, dir: &WorkspacePath, recursive: bool, max: usize, sizes: bool) -> Result<Output, ToolError> {
+/// Lists `dir`, `depth` levels deep (`Some(1)`: its own entries; `None`: all).
+fn list(root: &Path, dir: &WorkspacePath, depth: Option<usize>, max: usize, sizes: bool) -> Result<Output, ToolError> {
     let shown = dir.display();
     let meta = std::fs::metadata(dir.physical()).map_err(|e| ToolError::new(format!("cannot list {shown}: {e}")))?;
     if !meta.is_dir() {
@@ -122,10 +135,9 @@ fn list(root: &Path, dir: &WorkspacePath, recursive: bool, max: usize, sizes: bo
         )));
     }
     let mut out = Listing::new(sizes);
-    let truncated = if recursive {
-        walk_tree(root, dir.physical(), max, &mut out)
-    } else {
-        one_level(root, dir.physical(), max, &mut out)
+    let truncated = match depth {
+        Some(1) => one_level(root, dir.physical(), max, &mut out),
+        depth => walk_tree(root, dir.physical(), depth, max, &mut out),
     };
     Ok(Output {
         path: shown,
@@ -140,6 +152,8 @@ fn list(root: &Path, dir: &WorkspacePath, recursive: bool, max: usize, sizes: bo
 enum Kind {
     File,
     Dir,
+    /// A directory holding a CACHEDIR.TAG, not descended into.
+    Cache,
     Symlink,
     Other,
 }
@@ -184,6 +198,7 @@ impl Listing {
         }
         match kind {
             Kind::Dir => self.text.push('/'),
+            Kind::Cache => self.text.push_str("/  (cache directory, not listed)"),
             Kind::Symlink => match std::fs::read_link(physical) {
                 Ok(target) => {
                     self.text.push_str(" -> ");
@@ -248,8 +263,9 @@ fn name_bytes(path: &Path, skip: usize) -> &[u8] {
 }
 
 /// The tree below `dir`, in path order, streamed: a huge tree stops at `max`.
-fn walk_tree(root: &Path, dir: &Path, max: usize, out: &mut Listing) -> bool {
-    let mut builder = walker(dir, None);
+/// Build caches below `dir` are shown but not descended into.
+fn walk_tree(root: &Path, dir: &Path, depth: Option<usize>, max: usize, out: &mut Listing) -> bool {
+    let mut builder = walker(dir, depth);
     // Entries of one directory share its path as a prefix: comparing the
     // bytes after it orders them by name without splitting paths into components.
     builder.sort_by_file_path(|a, b| {
@@ -258,13 +274,71 @@ fn walk_tree(root: &Path, dir: &Path, max: usize, out: &mut Listing) -> bool {
         let skip = a.iter().rposition(|&c| c == b'/').unwrap_or(0);
         a.get(skip..).cmp(&b.get(skip..))
     });
+    // The filter sees a directory's entries when it is read, before any of
+    // them is yielded; a cache directory it holds back waits in `caches`
+    // until the walk passes its place in the order.
+    let caches: std::sync::Arc<std::sync::Mutex<Vec<std::path::PathBuf>>> = Default::default();
+    let held = caches.clone();
+    builder.filter_entry(move |e| {
+        if e.file_name() == ".git" {
+            return false;
+        }
+        let cache = e.depth() > 0 && e.file_type().is_some_and(|t| t.is_dir()) && is_cache_dir(e.path());
+        if cache {
+            held.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.path().to_path_buf());
+        }
+        !cache
+    });
     let root_len = root.as_os_str().len();
+    let mut pending: Vec<std::path::PathBuf> = Vec::new();
+    let flush = |before: Option<&Path>, out: &mut Listing, pending: &mut Vec<std::path::PathBuf>| -> bool {
+        pending.append(&mut caches.lock().unwrap_or_else(|p| p.into_inner()));
+        pending.sort();
+        while let Some(first) = pending.first() {
+            if before.is_some_and(|b| first.as_path() > b) {
+                break;
+            }
+            if out.count == max {
+                return true;
+            }
+            let cache = pending.remove(0);
+            out.push(&relative_of(root_len, &cache), &cache, Kind::Cache);
+        }
+        false
+    };
     for item in builder.build().flatten().filter(|i| i.depth() > 0) {
-        if out.count == max {
+        if flush(Some(item.path()), out, &mut pending) || out.count == max {
             return true;
         }
         let Some(file_type) = item.file_type() else { continue };
         out.push(&relative_of(root_len, item.path()), item.path(), Kind::of(file_type));
     }
-    false
+    flush(None, out, &mut pending)
+}
+
+/// Whether `dir` is tagged as a cache (a `CACHEDIR.TAG` file starting with
+/// the signature the Cache Directory Tagging convention gives).
+fn is_cache_dir(dir: &Path) -> bool {
+    use std::io::Read as _;
+    const SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+    let tag = dir.join("CACHEDIR.TAG");
+    // A regular file only: never a link (it could lead out of the workspace)
+    // nor a pipe (opening it would wait for a writer).
+    if !std::fs::symlink_metadata(&tag).is_ok_and(|m| m.file_type().is_file()) {
+        return false;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let Ok(file) = options.open(&tag) else {
+        return false;
+    };
+    let mut head = Vec::with_capacity(SIGNATURE.len());
+    file.take(SIGNATURE.len() as u64).read_to_end(&mut head).is_ok() && head == SIGNATURE
 }

@@ -319,10 +319,33 @@ impl FileEntry {
         let count = self.content.split_inclusive('\n').count();
         let mut out = String::with_capacity(self.content.len() + count * (NUMBER_WIDTH + 1));
         for (i, line) in self.content.split_inclusive('\n').enumerate() {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{:>NUMBER_WIDTH$}\t{line}", first + i as u64);
+            push_line_number(&mut out, first + i as u64);
+            out.push('\t');
+            out.push_str(line);
         }
         out
+    }
+}
+
+/// Appends `n` right-aligned in [`NUMBER_WIDTH`] columns (wider numbers take
+/// the room they need), as `cat -n` prints it; no formatting machinery, as
+/// this runs once per line.
+fn push_line_number(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - start)..NUMBER_WIDTH {
+        out.push(' ');
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
     }
 }
 

@@ -350,7 +350,9 @@ pub fn listed(result: &CallToolResult) -> Value {
         if line.starts_with("[execlayer:") || line.ends_with(" is empty") {
             continue;
         }
-        let entry = if let Some((path, target)) = line.split_once(" -> ") {
+        let entry = if let Some(path) = line.strip_suffix("/  (cache directory, not listed)") {
+            serde_json::json!({"path": path, "type": "cache"})
+        } else if let Some((path, target)) = line.split_once(" -> ") {
             serde_json::json!({"path": path, "type": "symlink", "target": target})
         } else if let Some(path) = line.strip_suffix('/') {
             serde_json::json!({"path": path, "type": "dir"})

@@ -271,3 +271,72 @@ async fn list_sends_each_entry_once_with_links_and_odd_names() {
     let r = call(&client, "filesystem_list", json!({"path": "empty"})).await;
     assert_eq!(text(&r), "empty is empty\n");
 }
+
+#[tokio::test]
+async fn recursive_list_shows_build_caches_without_descending_and_stops_at_max_depth() {
+    let env = TestEnv::new();
+    env.write("a/lib.rs", "x");
+    env.write(
+        "target/CACHEDIR.TAG",
+        "Signature: 8a477f597d28d172789f06886806bc55\n# cargo\n",
+    );
+    env.write("target/debug/big.o", "x");
+    env.write("target-notes/x.md", "x");
+    env.write("fake/CACHEDIR.TAG", "not the signature\n");
+    env.write("fake/kept.txt", "x");
+    env.write("z/deep/er/file.txt", "x");
+    let client = env.client().await;
+
+    let r = call(&client, "filesystem_list", json!({"recursive": true})).await;
+    let paths: Vec<String> = listed(&r)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}:{}", e["path"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "a:dir",
+            "a/lib.rs:file",
+            "fake:dir",
+            "fake/CACHEDIR.TAG:file",
+            "fake/kept.txt:file",
+            "target:cache",
+            "target-notes:dir",
+            "target-notes/x.md:file",
+            "z:dir",
+            "z/deep:dir",
+            "z/deep/er:dir",
+            "z/deep/er/file.txt:file",
+        ],
+        "a tagged cache is one line in its place, its contents left out; a tag without the signature is no tag"
+    );
+
+    // Listing the cache by its path shows it.
+    let r = call(&client, "filesystem_list", json!({"path": "target", "recursive": true})).await;
+    assert!(text(&r).contains("target/debug/big.o\n"), "{}", text(&r));
+
+    // The cut counts the cache line like any other.
+    let r = call(&client, "filesystem_list", json!({"recursive": true, "max_entries": 6})).await;
+    assert_eq!(structured(&r)["truncated"], true);
+    assert!(
+        text(&r).contains("target/  (cache directory, not listed)\n"),
+        "{}",
+        text(&r)
+    );
+
+    let r = call(&client, "filesystem_list", json!({"max_depth": 2})).await;
+    let paths: Vec<String> = listed(&r)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        paths.contains(&"z/deep".to_owned()) && !paths.iter().any(|p| p.starts_with("z/deep/")),
+        "{paths:?}"
+    );
+    let r = call(&client, "filesystem_list", json!({"max_depth": 0})).await;
+    assert_tool_error(&r, "max_depth must be 1 or more");
+}
