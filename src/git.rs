@@ -61,6 +61,20 @@ pub struct RepoCache {
     slot: std::sync::Mutex<Option<Repo>>,
     /// A second handle, lent to a helper thread for work split in two.
     spare: std::sync::Mutex<Option<Repo>>,
+    /// The last HEAD-to-index comparison and what it was made from.
+    staged: std::sync::Mutex<Option<(Vec<u8>, Vec<StagedDelta>)>>,
+    /// The index entries grouped by folder for the work-tree scan.
+    pub scan: crate::git_worktree::ScanCache,
+}
+
+/// One staged change (HEAD against the index), as git_status reports it.
+#[derive(Clone)]
+pub struct StagedDelta {
+    /// Repository path (the new path for renames).
+    pub path: String,
+    pub status: git2::Delta,
+    /// Repository path before a rename.
+    pub renamed_from: Option<String>,
 }
 
 impl RepoCache {
@@ -94,6 +108,51 @@ impl RepoCache {
     pub fn give_back(&self, repo: Repo) {
         *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(repo);
     }
+
+    /// The staged changes remembered for `key`, if the last ones were made from it.
+    pub fn staged(&self, key: &[u8]) -> Option<Vec<StagedDelta>> {
+        let slot = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().filter(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    pub fn remember_staged(&self, key: Vec<u8>, deltas: Vec<StagedDelta>) {
+        *self.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, deltas));
+    }
+}
+
+/// What identifies one version of the index file: its inode, size, times and
+/// the checksum git writes at its end. Read *before* the index is loaded, so a
+/// result computed from a newer index is never filed under an older stamp.
+/// `None` when there is no index file (then nothing is remembered).
+#[cfg(unix)]
+pub fn index_stamp(repo: &Repository) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let mut file = std::fs::File::open(repo.path().join("index")).ok()?;
+    let m = file.metadata().ok()?;
+    let mut stamp = Vec::with_capacity(80);
+    for n in [
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime() as u64,
+        m.mtime_nsec() as u64,
+        m.ctime() as u64,
+        m.ctime_nsec() as u64,
+    ] {
+        stamp.extend_from_slice(&n.to_le_bytes());
+    }
+    let mut checksum = [0u8; 32];
+    let tail = 32.min(m.size()) as i64;
+    file.seek(SeekFrom::End(-tail)).ok()?;
+    file.read_exact(&mut checksum[..tail as usize]).ok()?;
+    stamp.extend_from_slice(&checksum);
+    Some(stamp)
+}
+
+#[cfg(not(unix))]
+pub fn index_stamp(_: &Repository) -> Option<Vec<u8>> {
+    None
 }
 
 /// Maps a libgit2 error to a readable tool error.
@@ -149,125 +208,4 @@ pub fn safe_cli_config(root: &Path) -> Result<Vec<(String, String)>, String> {
         pairs.push((name.to_owned(), neutral.to_owned()));
     }
     Ok(pairs)
-}
-
-/// The index entries whose files may differ from the index, found the way
-/// `git diff` finds them: from the stat data the index keeps for each file
-/// (mtime, ctime, size, inode, mode), one `lstat` per entry, split across
-/// the machine's cores. An entry whose stat data match, and which is not
-/// "racily clean" (changed within the same second the index was written), is
-/// unchanged without reading the file. Only entries under one of `prefixes`
-/// (repository paths; empty = all) are looked at. The answer is a superset of
-/// what libgit2's work-tree diff reports, so that diff can be limited to it;
-/// `None` when the stat data cannot be used (not a Unix system, no index file).
-pub fn stat_candidates(repo: &git2::Repository, index: &git2::Index, prefixes: &[String]) -> Option<Vec<Vec<u8>>> {
-    stat_scan::candidates(repo, index, prefixes)
-}
-
-#[cfg(unix)]
-mod stat_scan {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
-    use std::path::Path;
-
-    /// Index entry flag bits (git's index format).
-    const STAGE_MASK: u16 = 0x3000;
-    const EXTENDED_FLAGS: u16 = 0x6000; // skip-worktree, intent-to-add
-    const GITLINK: u32 = 0o160000;
-
-    struct Stat {
-        path: Vec<u8>,
-        mtime: (i64, u32),
-        ctime: (i64, u32),
-        size: u32,
-        ino: u32,
-        mode: u32,
-        flagged: bool,
-    }
-
-    pub fn candidates(repo: &git2::Repository, index: &git2::Index, prefixes: &[String]) -> Option<Vec<Vec<u8>>> {
-        let workdir = repo.workdir()?.to_path_buf();
-        let index_mtime = std::fs::metadata(repo.path().join("index"))
-            .ok()
-            .map(|m| (m.mtime(), m.mtime_nsec() as u32));
-        let Some(index_mtime) = index_mtime else {
-            // No index file: every entry (there are none on disk) is a candidate.
-            return Some(index.iter().map(|e| e.path).collect());
-        };
-        let wanted = |path: &[u8]| {
-            prefixes.is_empty()
-                || prefixes.iter().any(|p| {
-                    let p = p.trim_end_matches('/').as_bytes();
-                    p.is_empty() || path == p || (path.starts_with(p) && path.get(p.len()) == Some(&b'/'))
-                })
-        };
-        let entries: Vec<Stat> = index
-            .iter()
-            .filter(|e| wanted(&e.path))
-            .map(|e| Stat {
-                mtime: (i64::from(e.mtime.seconds()), e.mtime.nanoseconds()),
-                ctime: (i64::from(e.ctime.seconds()), e.ctime.nanoseconds()),
-                size: e.file_size,
-                ino: e.ino,
-                mode: e.mode,
-                flagged: e.flags & STAGE_MASK != 0 || e.flags_extended & EXTENDED_FLAGS != 0 || e.mode == GITLINK,
-                path: e.path,
-            })
-            .collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-        let chunk = entries.len().div_ceil(threads).max(1);
-        let check = |part: &[Stat]| -> Vec<Vec<u8>> {
-            part.iter()
-                .filter(|e| changed(&workdir, e, index_mtime))
-                .map(|e| e.path.clone())
-                .collect()
-        };
-        if threads == 1 || entries.len() < 2_000 {
-            return Some(check(&entries));
-        }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = entries
-                .chunks(chunk)
-                .skip(1)
-                .map(|part| scope.spawn(move || check(part)))
-                .collect();
-            let mut out = check(&entries[..chunk.min(entries.len())]);
-            for h in handles {
-                // A thread that panicked decided nothing: fall back to the full diff.
-                out.extend(h.join().ok()?);
-            }
-            Some(out)
-        })
-    }
-
-    fn changed(workdir: &Path, e: &Stat, index_mtime: (i64, u32)) -> bool {
-        if e.flagged {
-            return true;
-        }
-        let path = workdir.join(std::ffi::OsStr::from_bytes(&e.path));
-        let Ok(m) = std::fs::symlink_metadata(&path) else {
-            return true; // deleted, or unreadable: let the diff say which
-        };
-        let mtime = (m.mtime(), m.mtime_nsec() as u32);
-        let ctime = (m.ctime(), m.ctime_nsec() as u32);
-        let same_time = |index: (i64, u32), disk: (i64, u32)| index.0 == disk.0 && (index.1 == 0 || index.1 == disk.1);
-        let type_bits = m.mode() & 0o170000;
-        let index_type = e.mode & 0o170000;
-        let mode_same = type_bits == index_type && (type_bits != 0o100000 || (m.mode() & 0o100) == (e.mode & 0o100));
-        let stat_same = same_time(e.mtime, mtime)
-            && same_time(e.ctime, ctime)
-            && e.size == m.size() as u32
-            && (e.ino == 0 || e.ino == m.ino() as u32)
-            && mode_same;
-        // Racily clean: written in the same instant as the index, or after it.
-        let racy = e.mtime >= index_mtime;
-        !stat_same || racy
-    }
-}
-
-#[cfg(not(unix))]
-mod stat_scan {
-    pub fn candidates(_: &git2::Repository, _: &git2::Index, _: &[String]) -> Option<Vec<Vec<u8>>> {
-        None
-    }
 }

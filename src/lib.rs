@@ -17,6 +17,7 @@
 //! - [`journal`]: crash-atomic multi-file commits (a journal before the first rename, undone at start).
 //! - [`playbook`]: playbook files: load, validate.
 //! - [`git`]: opening the workspace repository with libgit2.
+//! - [`git_worktree`]: the work tree against the index from the index's stat data (git_status, git_diff).
 //! - [`ollama`]: Ollama's HTTP API (version, tags, streamed chat).
 //! - [`brain`]: model paths and Ollama status (`brain_status`, `execlayer status`).
 //! - [`mcp`]: the rmcp server handler (tools, approvals by elicitation, list changes).
@@ -35,6 +36,7 @@ pub mod command;
 pub mod engine;
 pub mod fsutil;
 pub mod git;
+pub mod git_worktree;
 pub mod http;
 pub mod journal;
 pub mod mcp;

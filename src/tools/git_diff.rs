@@ -100,7 +100,7 @@ impl Tool for GitDiff {
         }
         let root = ctx.workspace.root().to_path_buf();
         let git = ctx.git.clone();
-        tokio::task::spawn_blocking(move || git.with(&root, |repo| diff(repo, &params, &paths, context)))
+        tokio::task::spawn_blocking(move || git.with(&root, |repo| diff(repo, &git, &root, &params, &paths, context)))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
@@ -120,7 +120,22 @@ impl Tool for GitDiff {
     }
 }
 
-fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Output, ToolError> {
+/// The repository's index, reloaded if the file changed since the handle last read it.
+fn fresh_index(repo: &git2::Repository) -> Result<git2::Index, ToolError> {
+    let mut index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+    index.read(false).map_err(|e| git_error("cannot read the index", e))?;
+    Ok(index)
+}
+
+fn diff(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    root: &std::path::Path,
+    params: &Params,
+    paths: &[String],
+    context: u32,
+) -> Result<Output, ToolError> {
+    let started = std::time::Instant::now();
     let repo = &r.repo;
     let mut opts = DiffOptions::new();
     opts.context_lines(context).disable_pathspec_match(true);
@@ -146,7 +161,7 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             Some(t) => Some(t),
             None => repo.head().ok().and_then(|h| h.peel_to_tree().ok()),
         };
-        let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+        let index = fresh_index(repo)?;
         let from = params.base.clone().unwrap_or_else(|| "HEAD".into());
         (
             repo.diff_tree_to_index(tree.as_ref(), Some(&index), Some(&mut opts)),
@@ -159,7 +174,9 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             format!("{from}..worktree"),
         )
     } else {
-        let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+        // The stamp is read before the index is (re)loaded: see `index_stamp`.
+        let stamp = crate::git::index_stamp(repo);
+        let index = fresh_index(repo)?;
         // Like `git diff`: the index's stat data say which files may have
         // changed; libgit2 compares only those (one `lstat` per tracked file,
         // on every core, instead of a walk of the whole work tree).
@@ -168,61 +185,270 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
         } else {
             paths.iter().map(|p| r.to_repo(p)).collect()
         };
-        match crate::git::stat_candidates(repo, &index, &prefixes) {
-            Some(candidates) if candidates.is_empty() => {
-                return Ok(Output {
-                    compared: "index..worktree".to_owned(),
-                    files: Vec::new(),
-                    additions: 0,
-                    deletions: 0,
-                    patch_bytes: 0,
-                    truncated: false,
-                    patch: String::new(),
-                });
-            }
-            Some(candidates) => {
-                let mut narrow = DiffOptions::new();
-                narrow.context_lines(context).disable_pathspec_match(true);
-                for c in &candidates {
-                    narrow.pathspec(std::ffi::CString::new(c.as_slice()).unwrap_or_default());
+        if let Some(scan) = crate::git_worktree::scan(repo, &index, &prefixes, false, &cache.scan, stamp.as_deref()) {
+            let plain_ok = plain_patches_allowed(repo, &scan);
+            let mut slow = scan.uncertain;
+            let mut plain = Vec::new();
+            for (path, decided) in scan.decided {
+                match decided {
+                    crate::git_worktree::Decided::Modified { plain: true } if plain_ok => plain.push(path),
+                    _ => slow.push(path),
                 }
-                opts = narrow;
             }
-            None => {}
+            let plain_count = plain.len();
+            let mut chunks = plain_chunks(r, &index, plain, context, &mut slow);
+            slow.sort();
+            slow.dedup(); // conflict stages share a path
+            if slow.len() >= SPLIT_FROM {
+                chunks.extend(unstaged_split(r, cache, root, &index, &slow, context)?);
+            } else if !slow.is_empty() {
+                let mut opts = narrow_options(&slow, context);
+                let diff = repo
+                    .diff_index_to_workdir(Some(&index), Some(&mut opts))
+                    .map_err(|e| git_error("cannot compute the diff", e))?;
+                chunks.extend(chunks_of(r, diff)?);
+            }
+            chunks.sort_by(|a, b| a.key.cmp(&b.key));
+            tracing::debug!(
+                total_ms = started.elapsed().as_secs_f64() * 1e3,
+                plain = plain_count,
+                slow = slow.len(),
+                "git_diff timings"
+            );
+            return Ok(output("index..worktree".to_owned(), chunks));
         }
         (
             repo.diff_index_to_workdir(Some(&index), Some(&mut opts)),
             "index..worktree".to_owned(),
         )
     };
-    let mut diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
+    let diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
+    Ok(output(compared, chunks_of(r, diff)?))
+}
+
+/// One file's part of the patch, and its line counts.
+struct Chunk {
+    /// The repository path (the new path for renames), for ordering.
+    key: Vec<u8>,
+    patch: Vec<u8>,
+    stat: FileStat,
+}
+
+/// Whether a changed regular file's patch may be made from its index blob and
+/// its bytes alone, without libgit2's diff of the work tree: only when no
+/// attributes could apply to any file (no `.gitattributes` in the index or in
+/// the work tree's folders, no `info/attributes`, no global or system
+/// attributes file, no `core.attributesFile`) and no line-ending conversion is
+/// configured (`core.autocrlf`, `core.eol`). Then libgit2 would read both sides
+/// unfiltered with its default diff driver, which is what this does.
+fn plain_patches_allowed(repo: &git2::Repository, scan: &crate::git_worktree::Scan) -> bool {
+    if scan.attributes_tracked || repo.path().join("info/attributes").exists() {
+        return false;
+    }
+    let Ok(config) = repo.config() else { return false };
+    if config.get_string("core.attributesfile").is_ok() || config.get_string("core.eol").is_ok() {
+        return false;
+    }
+    // `true` or `input` (not a boolean) convert line endings; only unset or `false` do not.
+    let autocrlf = match config.get_bool("core.autocrlf") {
+        Ok(on) => on,
+        Err(_) => config.get_string("core.autocrlf").is_ok(),
+    };
+    if autocrlf {
+        return false;
+    }
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")));
+    let global = xdg.map(|d| d.join("git/attributes"));
+    let system = [
+        std::path::PathBuf::from("/etc/gitattributes"),
+        std::path::PathBuf::from("/usr/local/etc/gitattributes"),
+    ];
+    if global.iter().chain(system.iter()).any(|p| p.symlink_metadata().is_ok()) {
+        return false;
+    }
+    // Untracked `.gitattributes` files in the folders holding changed files or above them.
+    let Some(workdir) = repo.workdir() else { return false };
+    let mut folders: std::collections::BTreeSet<&[u8]> = std::collections::BTreeSet::new();
+    folders.insert(b"");
+    for (path, _) in &scan.decided {
+        let mut end = path.len();
+        while let Some(i) = path[..end].iter().rposition(|&b| b == b'/') {
+            if !folders.insert(&path[..i]) {
+                break;
+            }
+            end = i;
+        }
+    }
+    use std::os::unix::ffi::OsStrExt;
+    !folders.iter().any(|f| {
+        workdir
+            .join(std::ffi::OsStr::from_bytes(f))
+            .join(".gitattributes")
+            .symlink_metadata()
+            .is_ok()
+    })
+}
+
+/// Patches of plain modified files (regular, not executable, same mode on
+/// both sides) made from the index blob and the file's bytes, formatted by
+/// libgit2 exactly as its work-tree diff formats them. A file that cannot be
+/// read that way goes to `slow` for libgit2's diff.
+fn plain_chunks(
+    r: &Repo,
+    index: &git2::Index,
+    paths: Vec<Vec<u8>>,
+    context: u32,
+    slow: &mut Vec<Vec<u8>>,
+) -> Vec<Chunk> {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(workdir) = r.repo.workdir() else {
+        slow.extend(paths);
+        return Vec::new();
+    };
+    let mut chunks = Vec::with_capacity(paths.len());
+    for path in paths {
+        let made = (|| {
+            let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&path));
+            let entry = index.get_path(p, 0)?;
+            if entry.mode != 0o100644 {
+                return None;
+            }
+            let blob = r.repo.find_blob(entry.id).ok()?;
+            let bytes = crate::git_worktree::read_file(workdir, &path)?;
+            let mut opts = DiffOptions::new();
+            opts.context_lines(context);
+            let mut patch =
+                git2::Patch::from_buffers(blob.content(), Some(p), &bytes, Some(p), Some(&mut opts)).ok()?;
+            let mut chunk = Chunk {
+                key: path.clone(),
+                patch: Vec::new(),
+                stat: FileStat {
+                    path: String::new(),
+                    old_path: None,
+                    status: "modified".to_owned(),
+                    additions: 0,
+                    deletions: 0,
+                    binary: false,
+                },
+            };
+            patch
+                .print(&mut |_, _, line| {
+                    push_line(&mut chunk.patch, &mut chunk.stat, &line);
+                    true
+                })
+                .ok()?;
+            chunk.stat.binary = patch.delta().flags().is_binary();
+            let shown = String::from_utf8_lossy(&path).into_owned();
+            chunk.stat.path = r.to_workspace(&shown).unwrap_or(&shown).to_owned();
+            Some(chunk)
+        })();
+        match made {
+            Some(chunk) => chunks.push(chunk),
+            None => slow.push(path),
+        }
+    }
+    chunks
+}
+
+/// Appends one line of libgit2's patch output and counts it.
+fn push_line(patch: &mut Vec<u8>, stat: &mut FileStat, line: &git2::DiffLine<'_>) {
+    let origin = line.origin();
+    match origin {
+        '+' => stat.additions += 1,
+        '-' => stat.deletions += 1,
+        _ => {}
+    }
+    if matches!(origin, '+' | '-' | ' ') {
+        patch.push(origin as u8);
+    }
+    patch.extend_from_slice(line.content());
+}
+
+/// Candidates from which the unstaged diff is shared between two threads.
+const SPLIT_FROM: usize = 64;
+
+/// The unstaged diff of `candidates` (sorted repository paths), the first
+/// half on this thread and the second on the spare repository handle. There
+/// are no added files in an index-to-work-tree diff without untracked files,
+/// so no rename can pair paths across the halves, and the halves' patches,
+/// concatenated, are the one diff's patch.
+fn unstaged_split(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    root: &std::path::Path,
+    index: &git2::Index,
+    candidates: &[Vec<u8>],
+    context: u32,
+) -> Result<Vec<Chunk>, ToolError> {
+    let spare = cache.lend_spare(root)?;
+    let (first, second) = candidates.split_at(candidates.len() / 2);
+    let one = |repo: &Repo, index: &git2::Index, part: &[Vec<u8>]| -> Result<Vec<Chunk>, ToolError> {
+        let mut opts = narrow_options(part, context);
+        let diff = repo
+            .repo
+            .diff_index_to_workdir(Some(index), Some(&mut opts))
+            .map_err(|e| git_error("cannot compute the diff", e));
+        chunks_of(repo, diff?)
+    };
+    let (mine, (spare, theirs)) = std::thread::scope(|scope| {
+        let helper = scope.spawn(|| {
+            let result = fresh_index(&spare.repo).and_then(|index| one(&spare, &index, second));
+            (spare, result)
+        });
+        let mine = one(r, index, first);
+        let theirs = helper
+            .join()
+            .map_err(|_| ToolError::new("internal error: a diff thread panicked"));
+        theirs.map(|t| (mine, t))
+    })?;
+    cache.give_back(spare);
+    let mut chunks = mine?;
+    chunks.extend(theirs?);
+    Ok(chunks)
+}
+
+/// Diff options limited to exact repository paths.
+fn narrow_options(paths: &[Vec<u8>], context: u32) -> DiffOptions {
+    let mut opts = DiffOptions::new();
+    opts.context_lines(context).disable_pathspec_match(true);
+    for c in paths {
+        opts.pathspec(std::ffi::CString::new(c.as_slice()).unwrap_or_default());
+    }
+    opts
+}
+
+fn output(compared: String, chunks: Vec<Chunk>) -> Output {
+    let mut patch = Vec::with_capacity(chunks.iter().map(|c| c.patch.len()).sum());
+    let mut files = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        patch.extend_from_slice(&c.patch);
+        files.push(c.stat);
+    }
+    let patch_bytes = patch.len();
+    let text = String::from_utf8_lossy(&patch);
+    let (cut, truncated) = super::truncate_str(&text, MAX_PATCH_BYTES);
+    Output {
+        compared,
+        additions: files.iter().map(|f| f.additions).sum(),
+        deletions: files.iter().map(|f| f.deletions).sum(),
+        files,
+        patch_bytes,
+        truncated,
+        patch: cut.to_owned(),
+    }
+}
+
+/// Finds renames, then formats each file's patch and counts its added and
+/// removed lines in one pass; one chunk per file, in the diff's order.
+fn chunks_of(r: &Repo, mut diff: git2::Diff<'_>) -> Result<Vec<Chunk>, ToolError> {
     let mut find = git2::DiffFindOptions::new();
     find.renames(true);
     diff.find_similar(Some(&mut find))
         .map_err(|e| git_error("cannot detect renames", e))?;
-
-    // One pass formats the patch and counts each file's added and removed lines.
-    let mut patch = Vec::new();
-    let mut counts: std::collections::HashMap<Vec<u8>, (usize, usize)> = std::collections::HashMap::new();
-    diff.print(DiffFormat::Patch, |delta, _, line| {
-        let origin = line.origin();
-        if matches!(origin, '+' | '-') {
-            let key = delta_key(&delta);
-            let entry = counts.entry(key).or_default();
-            if origin == '+' {
-                entry.0 += 1;
-            } else {
-                entry.1 += 1;
-            }
-        }
-        if matches!(origin, '+' | '-' | ' ') {
-            patch.push(origin as u8);
-        }
-        patch.extend_from_slice(line.content());
-        true
-    })
-    .map_err(|e| git_error("cannot format the diff", e))?;
-    let mut files = Vec::new();
+    let mut chunks: Vec<Chunk> = Vec::with_capacity(diff.deltas().len());
+    let mut by_key: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
     for delta in diff.deltas() {
         let new_path = delta
             .new_file()
@@ -230,7 +456,6 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let old_path = delta.old_file().path().map(|p| p.to_string_lossy().into_owned());
-        let (additions, deletions) = counts.get(&delta_key(&delta)).copied().unwrap_or((0, 0));
         let status = match delta.status() {
             Delta::Added => "added",
             Delta::Deleted => "deleted",
@@ -241,30 +466,50 @@ fn diff(r: &Repo, params: &Params, paths: &[String], context: u32) -> Result<Out
             Delta::Untracked => "untracked",
             _ => "modified",
         };
-        let path = r.to_workspace(&new_path).unwrap_or(&new_path).to_owned();
-        files.push(FileStat {
-            old_path: old_path
-                .filter(|o| *o != new_path)
-                .map(|o| r.to_workspace(&o).unwrap_or(&o).to_owned()),
-            path,
-            status: status.to_owned(),
-            additions,
-            deletions,
-            binary: delta.flags().is_binary(),
+        by_key.insert(delta_key(&delta), chunks.len());
+        chunks.push(Chunk {
+            key: delta.new_file().path_bytes().unwrap_or_default().to_vec(),
+            patch: Vec::new(),
+            stat: FileStat {
+                path: r.to_workspace(&new_path).unwrap_or(&new_path).to_owned(),
+                old_path: old_path
+                    .filter(|o| *o != new_path)
+                    .map(|o| r.to_workspace(&o).unwrap_or(&o).to_owned()),
+                status: status.to_owned(),
+                additions: 0,
+                deletions: 0,
+                binary: delta.flags().is_binary(),
+            },
         });
     }
-    let patch_bytes = patch.len();
-    let text = String::from_utf8_lossy(&patch);
-    let (cut, truncated) = super::truncate_str(&text, MAX_PATCH_BYTES);
-    Ok(Output {
-        compared,
-        additions: files.iter().map(|f| f.additions).sum(),
-        deletions: files.iter().map(|f| f.deletions).sum(),
-        files,
-        patch_bytes,
-        truncated,
-        patch: cut.to_owned(),
+    let mut current: Option<(Vec<u8>, usize)> = None;
+    diff.print(DiffFormat::Patch, |delta, _, line| {
+        let at = match &current {
+            Some((key, at)) if same_key(key, &delta) => *at,
+            _ => {
+                let key = delta_key(&delta);
+                let Some(&at) = by_key.get(&key) else { return true };
+                current = Some((key, at));
+                at
+            }
+        };
+        let chunk = &mut chunks[at];
+        push_line(&mut chunk.patch, &mut chunk.stat, &line);
+        true
     })
+    .map_err(|e| git_error("cannot format the diff", e))?;
+    // The binary flag is known once the content has been loaded for printing.
+    for (chunk, delta) in chunks.iter_mut().zip(diff.deltas()) {
+        chunk.stat.binary = delta.flags().is_binary();
+    }
+    Ok(chunks)
+}
+
+/// Whether `key` (from [`delta_key`]) names this delta, without allocating.
+fn same_key(key: &[u8], delta: &git2::DiffDelta<'_>) -> bool {
+    let old = delta.old_file().path_bytes().unwrap_or_default();
+    let new = delta.new_file().path_bytes().unwrap_or_default();
+    key.len() == old.len() + 1 + new.len() && key.starts_with(old) && key[old.len()] == 0 && key.ends_with(new)
 }
 
 /// Identifies a delta by its old and new paths.

@@ -118,6 +118,10 @@ impl Tool for GitStatus {
                 Some(Change::Conflicted) => 'U',
             };
             let (x, y) = if e.worktree == Some(Change::Untracked) {
+                // Staged as deleted (or renamed away) and back as an untracked file: two lines, as git.
+                if e.index.is_some() {
+                    text.push_str(&format!("{}  {}\n", code(e.index), e.path));
+                }
                 ('?', '?')
             } else {
                 (code(e.index), code(e.worktree))
@@ -181,36 +185,50 @@ fn status(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Re
 /// Index entries above which the work tree is scanned by two threads.
 const PARALLEL_FROM: usize = 1_000;
 
-/// What `git status` reports, computed the way libgit2's status is (HEAD
+/// What `git status` reports, computed as libgit2's status computes it (HEAD
 /// against the index with staged rename detection, then the index against the
-/// work tree with untracked files), but with the work-tree half, which is one
-/// `lstat` per file, split across two threads for large repositories.
+/// work tree with untracked files). The HEAD-to-index half is remembered for
+/// as long as HEAD and the index file stay the same; the work-tree half comes
+/// from the index's stat data ([`crate::git_worktree`]), with libgit2's full
+/// scan, split across two threads, when that cannot be used.
 fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Result<Vec<Entry>, ToolError> {
     let repo = &r.repo;
-    let index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+    let started = std::time::Instant::now();
+    // The stamp is read before the index is (re)loaded: see `index_stamp`.
+    let stamp = crate::git::index_stamp(repo);
+    let mut index = repo.index().map_err(|e| git_error("cannot read the index", e))?;
+    // The handle is kept across calls: reload the file if it changed since.
+    index.read(false).map_err(|e| git_error("cannot read the index", e))?;
     let head_tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
-    let mut staged_opts = DiffOptions::new();
-    staged_opts.include_typechange(true);
-    if !r.scope.is_empty() {
-        staged_opts.pathspec(&r.scope);
-    }
-    let mut staged = repo
-        .diff_tree_to_index(head_tree.as_ref(), Some(&index), Some(&mut staged_opts))
-        .map_err(|e| git_error("cannot compare HEAD with the index", e))?;
-    let mut find = git2::DiffFindOptions::new();
-    find.renames(true);
-    staged
-        .find_similar(Some(&mut find))
-        .map_err(|e| git_error("cannot detect renames", e))?;
+    let key = stamp.clone().map(|mut k| {
+        if let Some(t) = &head_tree {
+            k.extend_from_slice(t.id().as_bytes());
+        }
+        k.push(0);
+        k.extend_from_slice(r.scope.as_bytes());
+        k
+    });
+    let staged = match key.as_deref().and_then(|k| cache.staged(k)) {
+        Some(deltas) => deltas,
+        None => {
+            let deltas = staged_deltas(r, head_tree.as_ref(), &index)?;
+            if let Some(k) = key {
+                cache.remember_staged(k, deltas.clone());
+            }
+            deltas
+        }
+    };
 
     let mut by_path: std::collections::BTreeMap<String, Entry> = std::collections::BTreeMap::new();
-    for delta in staged.deltas() {
-        let Some(change) = staged_change(delta.status()) else {
+    for delta in staged {
+        let Some(change) = staged_change(delta.status) else {
             continue;
         };
-        let Some(path) = delta_path(r, &delta) else { continue };
+        let Some(path) = r.to_workspace(&delta.path).map(str::to_owned) else {
+            continue;
+        };
         let renamed_from = (change == Change::Renamed)
-            .then(|| delta.old_file().path().map(|p| p.to_string_lossy().into_owned()))
+            .then_some(delta.renamed_from)
             .flatten()
             .map(|p| r.to_workspace(&p).map(str::to_owned).unwrap_or(p));
         let entry = by_path.entry(path.clone()).or_insert_with(|| Entry::new(path));
@@ -218,11 +236,103 @@ fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> R
         entry.renamed_from = renamed_from;
     }
 
-    let worktree = worktree_split(r, cache, root, &index)?;
+    let staged_at = started.elapsed();
+    let scope = std::slice::from_ref(&r.scope);
+    let scanned = crate::git_worktree::scan(repo, &index, scope, true, &cache.scan, stamp.as_deref());
+    let scanned_at = started.elapsed();
+    let worktree = match scanned {
+        Some(scan) => worktree_from_scan(r, &index, scan)?,
+        None => {
+            tracing::debug!("git_status: the stat-data scan cannot be used here; libgit2 scans the work tree");
+            worktree_split(r, cache, root, &index)?
+        }
+    };
+    tracing::debug!(
+        staged_ms = staged_at.as_secs_f64() * 1e3,
+        scan_ms = (scanned_at - staged_at).as_secs_f64() * 1e3,
+        settle_ms = (started.elapsed() - scanned_at).as_secs_f64() * 1e3,
+        "git_status timings"
+    );
     for (path, change) in worktree {
         by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
     }
     Ok(by_path.into_values().collect())
+}
+
+/// HEAD against the index, with staged renames found.
+fn staged_deltas(
+    r: &Repo,
+    head_tree: Option<&git2::Tree<'_>>,
+    index: &git2::Index,
+) -> Result<Vec<crate::git::StagedDelta>, ToolError> {
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true);
+    if !r.scope.is_empty() {
+        opts.pathspec(&r.scope);
+    }
+    let mut staged = r
+        .repo
+        .diff_tree_to_index(head_tree, Some(index), Some(&mut opts))
+        .map_err(|e| git_error("cannot compare HEAD with the index", e))?;
+    let mut find = git2::DiffFindOptions::new();
+    find.renames(true);
+    staged
+        .find_similar(Some(&mut find))
+        .map_err(|e| git_error("cannot detect renames", e))?;
+    Ok(staged
+        .deltas()
+        .filter_map(|delta| {
+            let path = delta.new_file().path().or_else(|| delta.old_file().path())?;
+            Some(crate::git::StagedDelta {
+                path: path.to_string_lossy().into_owned(),
+                status: delta.status(),
+                renamed_from: delta.old_file().path().map(|p| p.to_string_lossy().into_owned()),
+            })
+        })
+        .collect())
+}
+
+/// The work-tree changes from a stat-data scan: what it decided, what libgit2
+/// decides for the uncertain paths alone, and the untracked files.
+fn worktree_from_scan(
+    r: &Repo,
+    index: &git2::Index,
+    scan: crate::git_worktree::Scan,
+) -> Result<Vec<(String, Change)>, ToolError> {
+    let shown = |path: &[u8]| r.to_workspace(&String::from_utf8_lossy(path)).map(str::to_owned);
+    let mut out: Vec<(String, Change)> = Vec::with_capacity(scan.decided.len() + scan.untracked.len());
+    for (path, decided) in &scan.decided {
+        let change = match decided {
+            crate::git_worktree::Decided::Modified { .. } => Change::Modified,
+            crate::git_worktree::Decided::Deleted => Change::Deleted,
+        };
+        out.extend(shown(path).map(|p| (p, change)));
+    }
+    if !scan.uncertain.is_empty() {
+        let mut opts = DiffOptions::new();
+        opts.include_typechange(true).disable_pathspec_match(true);
+        for path in &scan.uncertain {
+            opts.pathspec(std::ffi::CString::new(path.as_slice()).unwrap_or_default());
+        }
+        let diff = r
+            .repo
+            .diff_index_to_workdir(Some(index), Some(&mut opts))
+            .map_err(|e| git_error("cannot compare the index with the work tree", e))?;
+        out.extend(diff.deltas().filter_map(|delta| {
+            let change = match delta.status() {
+                Delta::Modified => Change::Modified,
+                Delta::Deleted => Change::Deleted,
+                Delta::Typechange => Change::Typechange,
+                Delta::Conflicted => Change::Conflicted,
+                _ => return None,
+            };
+            Some((delta_path(r, &delta)?, change))
+        }));
+    }
+    for path in &scan.untracked {
+        out.extend(shown(path).map(|p| (p, Change::Untracked)));
+    }
+    Ok(out)
 }
 
 /// libgit2's own work-tree scan, split across two threads by top-level name.

@@ -375,6 +375,149 @@ async fn diff_driven_by_stat_data_still_sees_every_change() {
     assert_eq!(text(&r), "No differences (index..worktree).\n");
 }
 
+/// Many changed files: the diff is shared between two threads; the files, their
+/// counts and the order of the patch are still those of `git diff`.
+#[tokio::test]
+async fn a_diff_of_many_files_matches_git_numstat() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = (0..600)
+        .map(|i| {
+            (
+                format!("m{}/f{i:03}.txt", i % 9),
+                format!("line one {i}\nline two\nline three\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    for i in (0..600).step_by(5) {
+        let path = format!("m{}/f{i:03}.txt", i % 9);
+        if i % 25 == 0 {
+            std::fs::remove_file(env.path(&path)).unwrap();
+        } else {
+            env.write(&path, format!("line one {i}\nline 2\nline three\nand a fourth\n"));
+        }
+    }
+    let client = env.client().await;
+    let r = call(&client, "git_diff", json!({})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let mine: Vec<String> = structured(&r)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}\t{}\t{}",
+                f["additions"],
+                f["deletions"],
+                f["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let cli: Vec<String> = env.git(&["diff", "--numstat"]).lines().map(str::to_owned).collect();
+    assert_eq!(mine.len(), 120);
+    assert_eq!(mine, cli);
+    // The patch runs through the files in the same order.
+    let patch = text(&r);
+    let headers: Vec<&str> = patch
+        .lines()
+        .filter_map(|l| l.strip_prefix("diff --git a/"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let cli_order: Vec<String> = cli.iter().map(|l| l.rsplit('\t').next().unwrap().to_owned()).collect();
+    assert_eq!(headers, cli_order);
+}
+
+/// Changed plain files get their patches from the index blob and the file's
+/// bytes (no libgit2 work-tree diff): the text must be byte for byte what
+/// libgit2's own diff of the work tree prints, whatever the change.
+#[tokio::test]
+async fn plain_file_patches_are_libgit2s_own() {
+    let env = TestEnv::new();
+    let long: String = (0..200).map(|i| format!("fn item_{i}() {{ body {i} }}\n")).collect();
+    let mut files: Vec<(String, String)> = vec![
+        ("append.txt".into(), "one\ntwo\n".into()),
+        ("no_newline.txt".into(), "first\nlast without newline".into()),
+        ("gains_newline.txt".into(), "ends bare".into()),
+        ("emptied.txt".into(), "soon gone\n".into()),
+        ("crlf.txt".into(), "windows\r\nline\r\n".into()),
+        ("long.rs".into(), long.clone()),
+        ("binary.bin".into(), "text for now\n".into()),
+        ("same_size.txt".into(), "abc\n".into()),
+        ("exec.sh".into(), "echo 1\n".into()),
+        ("deleted.txt".into(), "bye\n".into()),
+    ];
+    for i in 0..80 {
+        files.push((format!("many/f{i:02}.txt"), format!("line {i}\n")));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(env.path("exec.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.git(&["add", "exec.sh"]);
+    env.git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "exec"]);
+    env.git(&["status", "--porcelain"]); // settle racily clean entries
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    env.write("append.txt", "one\ntwo\nthree\n");
+    env.write("no_newline.txt", "first\nchanged, still without newline");
+    env.write("gains_newline.txt", "ends bare no more\n");
+    env.write("emptied.txt", "");
+    env.write("crlf.txt", "windows\r\nline two\r\n");
+    env.write(
+        "long.rs",
+        long.replace("body 20 ", "BODY 20 ")
+            .replace("body 150 ", "changed 150 "),
+    );
+    env.write("binary.bin", b"now \0 binary \0 bytes\n".as_slice());
+    env.write("same_size.txt", "xyz\n"); // same size: libgit2 decides
+    env.write("exec.sh", "echo 2 and more\n"); // executable: libgit2 decides
+    std::fs::remove_file(env.path("deleted.txt")).unwrap();
+    for i in (0..80).step_by(2) {
+        env.write(&format!("many/f{i:02}.txt"), format!("line {i} changed\n"));
+    }
+
+    let client = env.client().await;
+    // Last, with attributes in play (the patches are then libgit2's diff throughout).
+    for (context, attributes) in [(3u32, false), (0, false), (10, false), (3, true)] {
+        if attributes {
+            env.write(".gitattributes", "*.bin -diff\n*.txt text eol=crlf\n");
+        }
+        let r = call(&client, "git_diff", json!({"context_lines": context})).await;
+        assert!(!is_error(&r), "{}", text(&r));
+        let repo = git2::Repository::open(env.path("")).unwrap();
+        let mut opts = git2::DiffOptions::new();
+        opts.context_lines(context);
+        let diff = repo.diff_index_to_workdir(None, Some(&mut opts)).unwrap();
+        let mut expected = Vec::new();
+        diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                expected.push(line.origin() as u8);
+            }
+            expected.extend_from_slice(line.content());
+            true
+        })
+        .unwrap();
+        assert_eq!(text(&r), String::from_utf8_lossy(&expected), "context {context}");
+        let files = structured(&r)["files"].as_array().unwrap().clone();
+        assert_eq!(files.len(), diff.deltas().len());
+        let binary = files.iter().find(|f| f["path"] == "binary.bin").unwrap();
+        assert_eq!(binary["binary"], true);
+        let numstat = env.git(&["diff", "--numstat"]);
+        for f in &files {
+            if f["binary"] == true {
+                continue;
+            }
+            let line = format!(
+                "{}\t{}\t{}",
+                f["additions"],
+                f["deletions"],
+                f["path"].as_str().unwrap()
+            );
+            assert!(numstat.lines().any(|l| l == line), "{line} not in\n{numstat}");
+        }
+    }
+}
+
 /// git_status's work-tree half is computed from the index's stat data and a
 /// walk for untracked files; whatever the case, it must say what
 /// `git status --porcelain -uall` says.
@@ -406,9 +549,20 @@ async fn status_agrees_with_the_git_cli() {
     env.git(&["add", "src/staged.rs"]);
 
     let client = env.client().await;
-    let r = call(&client, "git_status", json!({})).await;
+    assert_status_is_the_clis(&env, &client).await;
+}
+
+/// git_status's lines (after the branch and HEAD lines) are exactly
+/// `git status --porcelain -uall`'s, in path order; returns them.
+async fn assert_status_is_the_clis(env: &TestEnv, client: &Client) -> Vec<String> {
+    let r = call(client, "git_status", json!({})).await;
     assert!(!is_error(&r), "{}", text(&r));
-    let mine: Vec<String> = text(&r).lines().skip(2).map(str::to_owned).collect();
+    let mine: Vec<String> = text(&r)
+        .lines()
+        .skip(2)
+        .filter(|l| !l.starts_with("nothing to commit"))
+        .map(str::to_owned)
+        .collect();
     let cli: Vec<String> = env
         .git(&["status", "--porcelain", "-uall"])
         .lines()
@@ -417,4 +571,169 @@ async fn status_agrees_with_the_git_cli() {
     let mut cli_sorted = cli.clone();
     cli_sorted.sort_by(|a, b| a[3..].cmp(&b[3..]));
     assert_eq!(mine, cli_sorted, "execlayer:\n{}\ngit:\n{}", text(&r), cli.join("\n"));
+    mine
+}
+
+/// The layouts where stat data alone could mislead, or where the scan of
+/// folders meets something other than plain files: each must read exactly as
+/// `git status --porcelain -uall` reads it.
+#[tokio::test]
+async fn status_agrees_with_the_git_cli_in_harder_cases() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let mut files: Vec<(String, String)> = vec![
+        (
+            ".gitignore".into(),
+            "*.tmp\n!keep.tmp\nlogs/\n!logs/important.log\n*.log\n".into(),
+        ),
+        ("tracked.log".into(), "tracked even though *.log is ignored\n".into()),
+        ("gone/a.txt".into(), "a\n".into()),
+        ("gone/deeper/b.txt".into(), "b\n".into()),
+        ("exec.sh".into(), "echo hi\n".into()),
+        ("touched.txt".into(), "same content\n".into()),
+        ("recreated.txt".into(), "same content, new inode\n".into()),
+        ("dashed-name.txt".into(), "dashed\n".into()),
+        ("becomes_dir".into(), "a file now\n".into()),
+    ];
+    // Enough files for the scan to share folders between threads (4,000 a thread).
+    for i in 0..4_200 {
+        files.push((format!("bulk/d{}/f{i}.txt", i % 15), format!("{i}\n")));
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    std::os::unix::fs::symlink("aaa", env.path("link_same_size")).unwrap();
+    std::os::unix::fs::symlink("short", env.path("link_longer")).unwrap();
+    // A submodule (a gitlink in the index) whose HEAD then moves on.
+    std::fs::create_dir_all(env.path("sub")).unwrap();
+    git_in(&env.path("sub"), &["init", "-q"]);
+    std::fs::write(env.path("sub/s.txt"), "s\n").unwrap();
+    git_in(&env.path("sub"), &["add", "s.txt"]);
+    git_in(
+        &env.path("sub"),
+        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s"],
+    );
+    env.git(&["add", "link_same_size", "link_longer", "sub"]);
+    env.git(&["add", "-f", "tracked.log"]);
+    env.git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "links and a submodule",
+    ]);
+    std::fs::write(env.path("sub/s.txt"), "s2\n").unwrap();
+    git_in(
+        &env.path("sub"),
+        &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "s2"],
+    );
+
+    // Settle the index (git status refreshes its stat data), then change things.
+    env.git(&["status", "--porcelain"]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::remove_dir_all(env.path("gone")).unwrap(); // a deleted tracked folder
+    std::fs::set_permissions(env.path("exec.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(env.path("touched.txt"))
+        .unwrap();
+    touched
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    std::fs::remove_file(env.path("recreated.txt")).unwrap();
+    env.write("recreated.txt", "same content, new inode\n");
+    std::fs::remove_file(env.path("link_same_size")).unwrap();
+    std::os::unix::fs::symlink("bbb", env.path("link_same_size")).unwrap(); // same length
+    std::fs::remove_file(env.path("link_longer")).unwrap();
+    std::os::unix::fs::symlink("much-longer-target", env.path("link_longer")).unwrap();
+    env.write("dashed-name.txt", "dashed, longer\n");
+    env.write("tracked.log", "still tracked\n");
+    env.write("bulk/d3/f3.txt", "X\n"); // same size as before
+    // Written, staged, and changed again within the same instant: racily clean.
+    env.write("racy.txt", "1\n");
+    env.git(&["add", "racy.txt"]);
+    env.write("racy.txt", "2\n");
+    // Untracked: negated ignore rules, an empty folder, a link to a folder,
+    // a fifo, an empty nested repository, deep folders.
+    env.write("keep.tmp", "shown: negated\n");
+    env.write("drop.tmp", "ignored\n");
+    env.write("logs/important.log", "ignored with its folder\n");
+    env.write("bulk/d7/new/deeper/n.txt", "untracked deep\n");
+    std::fs::create_dir_all(env.path("empty/inner")).unwrap();
+    std::os::unix::fs::symlink("bulk", env.path("link_to_dir")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(env.path("pipe"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    std::fs::create_dir_all(env.path("bare_nested")).unwrap();
+    git_in(&env.path("bare_nested"), &["init", "-q"]);
+
+    let client = env.client().await;
+    let lines = assert_status_is_the_clis(&env, &client).await;
+    // The cases above are all there (the comparison alone would pass if both missed one).
+    for expected in [
+        " D gone/a.txt",
+        " D gone/deeper/b.txt",
+        " M exec.sh",
+        " M link_same_size",
+        " M link_longer",
+        " M sub",
+        " M bulk/d3/f3.txt",
+        " M tracked.log",
+        " M dashed-name.txt",
+        "AM racy.txt",
+        "?? bare_nested/",
+        "?? keep.tmp",
+        "?? link_to_dir",
+        "?? bulk/d7/new/deeper/n.txt",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected:?} missing from {lines:#?}"
+        );
+    }
+    for absent in ["touched.txt", "recreated.txt", "drop.tmp", "logs/", "empty", "pipe"] {
+        assert!(
+            !lines.iter().any(|l| l.contains(absent)),
+            "{absent} listed in {lines:#?}"
+        );
+    }
+
+    // A tracked file that became a folder (with a file in it): libgit2's own
+    // scan answers this one, and that scan leaves out a nested repository with
+    // no files (git lists it), so that one goes first.
+    std::fs::remove_dir_all(env.path("bare_nested")).unwrap();
+    std::fs::remove_file(env.path("becomes_dir")).unwrap();
+    env.write("becomes_dir/inside.txt", "x\n");
+    // A tracked folder replaced by a link to another folder: its files are
+    // deleted and the link is untracked (nothing is read through it).
+    std::fs::remove_dir_all(env.path("bulk/d5")).unwrap();
+    std::os::unix::fs::symlink("d6", env.path("bulk/d5")).unwrap();
+    let lines = assert_status_is_the_clis(&env, &client).await;
+    assert!(lines.iter().any(|l| l == " D becomes_dir"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == " D bulk/d5/f5.txt"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "?? bulk/d5"), "{lines:#?}");
+}
+
+/// The staged half is remembered between calls only while HEAD and the index
+/// stay the same: staging and committing from outside show at once.
+#[tokio::test]
+async fn status_sees_staging_and_commits_made_between_calls() {
+    let env = TestEnv::new();
+    env.init_repo(&[("a.txt", "a\n"), ("b.txt", "b\n")]);
+    let client = env.client().await;
+    assert!(assert_status_is_the_clis(&env, &client).await.is_empty());
+    env.write("a.txt", "changed\n");
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, [" M a.txt"]);
+    env.git(&["add", "a.txt"]);
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, ["M  a.txt"]);
+    env.write("a.txt", "changed again\n");
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, ["MM a.txt"]);
+    env.git(&["add", "a.txt"]);
+    env.git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]);
+    assert!(assert_status_is_the_clis(&env, &client).await.is_empty());
+    env.git(&["rm", "-q", "--cached", "b.txt"]);
+    assert_eq!(assert_status_is_the_clis(&env, &client).await, ["D  b.txt", "?? b.txt"]);
 }
