@@ -15,7 +15,24 @@ pub struct GitStatus;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Params {}
+pub struct Params {
+    /// How untracked files are shown: `normal` (default) shows a folder holding no tracked file as one `dir/` line, as `git status` does; `all` lists every untracked file, as `git status -uall`; `no` leaves them out.
+    #[serde(default)]
+    pub untracked: Untracked,
+}
+
+/// How untracked files are shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Untracked {
+    /// A folder holding no tracked file is one `dir/` line.
+    #[default]
+    Normal,
+    /// Every untracked file.
+    All,
+    /// None.
+    No,
+}
 
 /// A change in the index or in the work tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -68,7 +85,7 @@ pub struct Output {
 impl Tool for GitStatus {
     const NAME: &'static str = "git_status";
     const TITLE: &'static str = "Git status";
-    const DESCRIPTION: &'static str = "Show the workspace repository's status: current branch, HEAD, upstream with ahead/behind counts, and every changed path with its staged (index) and unstaged (worktree) state: added, modified, deleted, renamed, typechange, untracked or conflicted. Ignored files are left out.";
+    const DESCRIPTION: &'static str = "Show the workspace repository's status: current branch, HEAD, upstream with ahead/behind counts, and every changed path with its staged (index) and unstaged (worktree) state as `git status --porcelain` writes it (XY path): added, modified, deleted, renamed, typechange, untracked or conflicted. Ignored files are left out; an untracked folder is one `?? dir/` line unless `untracked: \"all\"` (or `\"no\"` to leave untracked files out).";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -78,10 +95,11 @@ impl Tool for GitStatus {
         "git status".to_owned()
     }
 
-    async fn run(&self, ctx: &ToolContext, _params: Params) -> Result<Output, ToolError> {
+    async fn run(&self, ctx: &ToolContext, params: Params) -> Result<Output, ToolError> {
         let root = ctx.workspace.root().to_path_buf();
         let git = ctx.git.clone();
-        tokio::task::spawn_blocking(move || git.with(&root, |repo| status(repo, &git, &root)))
+        let untracked = params.untracked;
+        tokio::task::spawn_blocking(move || git.with(&root, |repo| status(repo, &git, &root, untracked)))
             .await
             .map_err(|e| ToolError::new(format!("internal error: {e}")))?
     }
@@ -141,7 +159,12 @@ impl Tool for GitStatus {
     }
 }
 
-fn status(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Result<Output, ToolError> {
+fn status(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    root: &std::path::Path,
+    untracked: Untracked,
+) -> Result<Output, ToolError> {
     let repo = &r.repo;
     let head = repo.head().ok();
     let branch = head
@@ -165,7 +188,7 @@ fn status(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Re
                 .map_err(|e| git_error("cannot count ahead/behind", e))?;
         }
     }
-    let mut entries = changes(r, cache, root)?;
+    let mut entries = changes(r, cache, root, untracked)?;
     let truncated = entries.len() > MAX_ENTRIES;
     entries.truncate(MAX_ENTRIES);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -191,7 +214,12 @@ const PARALLEL_FROM: usize = 1_000;
 /// as long as HEAD and the index file stay the same; the work-tree half comes
 /// from the index's stat data ([`crate::git_worktree`]), with libgit2's full
 /// scan, split across two threads, when that cannot be used.
-fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> Result<Vec<Entry>, ToolError> {
+fn changes(
+    r: &Repo,
+    cache: &crate::git::RepoCache,
+    root: &std::path::Path,
+    untracked: Untracked,
+) -> Result<Vec<Entry>, ToolError> {
     let repo = &r.repo;
     let started = std::time::Instant::now();
     // The stamp is read before the index is (re)loaded: see `index_stamp`.
@@ -253,10 +281,47 @@ fn changes(r: &Repo, cache: &crate::git::RepoCache, root: &std::path::Path) -> R
         settle_ms = (started.elapsed() - scanned_at).as_secs_f64() * 1e3,
         "git_status timings"
     );
+    let (mut worktree, new): (Vec<_>, Vec<_>) = worktree.into_iter().partition(|(_, c)| *c != Change::Untracked);
+    match untracked {
+        Untracked::All => worktree.extend(new),
+        Untracked::Normal => worktree.extend(
+            collapse_untracked(r, &index, new.into_iter().map(|(p, _)| p))
+                .into_iter()
+                .map(|p| (p, Change::Untracked)),
+        ),
+        Untracked::No => {}
+    }
     for (path, change) in worktree {
         by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
     }
     Ok(by_path.into_values().collect())
+}
+
+/// Untracked files as `git status` shows them by default: a file inside a
+/// folder that holds no tracked file (nor any below it) is shown as the
+/// outermost such folder, `dir/`, once. Paths are workspace-relative; the
+/// workspace root itself is never collapsed.
+fn collapse_untracked(r: &Repo, index: &git2::Index, files: impl Iterator<Item = String>) -> Vec<String> {
+    let mut holds_tracked: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut shown = std::collections::BTreeSet::new();
+    for file in files {
+        let mut line = None;
+        for (at, _) in file.match_indices('/') {
+            let dir = &file[..=at];
+            if dir.len() == file.len() {
+                break;
+            }
+            let tracked = *holds_tracked
+                .entry(dir.to_owned())
+                .or_insert_with(|| index.find_prefix(r.to_repo(dir).as_str()).is_ok());
+            if !tracked {
+                line = Some(dir.to_owned());
+                break;
+            }
+        }
+        shown.insert(line.unwrap_or(file));
+    }
+    shown.into_iter().collect()
 }
 
 /// HEAD against the index, with staged renames found.
