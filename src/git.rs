@@ -51,6 +51,33 @@ impl Repo {
     pub fn to_repo(&self, workspace_path: &str) -> String {
         format!("{}{}", self.scope, workspace_path)
     }
+
+    /// Untracked files as `git status` shows them by default: a file inside a
+    /// folder that holds no tracked file (nor any below it) is shown as the
+    /// outermost such folder, `dir/`, once. Paths are workspace-relative, in
+    /// and out; the workspace root itself is never collapsed.
+    pub fn collapse_untracked(&self, index: &git2::Index, files: impl Iterator<Item = String>) -> Vec<String> {
+        let mut holds_tracked: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        let mut shown = std::collections::BTreeSet::new();
+        for file in files {
+            let mut line = None;
+            for (at, _) in file.match_indices('/') {
+                let dir = &file[..=at];
+                if dir.len() == file.len() {
+                    break;
+                }
+                let tracked = *holds_tracked
+                    .entry(dir.to_owned())
+                    .or_insert_with(|| index.find_prefix(self.to_repo(dir).as_str()).is_ok());
+                if !tracked {
+                    line = Some(dir.to_owned());
+                    break;
+                }
+            }
+            shown.insert(line.unwrap_or(file));
+        }
+        shown.into_iter().collect()
+    }
 }
 
 /// One open repository kept across calls (opening costs a discovery and a

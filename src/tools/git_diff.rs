@@ -29,6 +29,9 @@ pub struct Params {
     /// Lines of context around each change (0 to 100). Default 3.
     #[serde(default)]
     pub context_lines: Option<u32>,
+    /// Include untracked (new, not ignored) files as new-file diffs, as `git add -N` then `git diff` would show them. Default false: only tracked files are diffed, and the untracked ones in scope are named after the patch. Not with `staged` (the index holds no untracked file).
+    #[serde(default)]
+    pub untracked: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -55,6 +58,13 @@ pub struct Output {
     pub patch_bytes: usize,
     /// True when the patch text was cut at 512 KiB.
     pub truncated: bool,
+    /// Untracked files in scope that the diff leaves out (a folder holding no
+    /// tracked file as one `dir/`; at most 100); pass `untracked: true` to include them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untracked: Vec<String>,
+    /// How many untracked paths there were, when more than `untracked` lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untracked_total: Option<usize>,
     /// The patch travels once, in the text content block.
     #[serde(skip)]
     #[schemars(skip)]
@@ -64,7 +74,7 @@ pub struct Output {
 impl Tool for GitDiff {
     const NAME: &'static str = "git_diff";
     const TITLE: &'static str = "Git diff";
-    const DESCRIPTION: &'static str = "Show a unified diff of the workspace repository: unstaged changes by default, staged changes with `staged: true`, or the work tree against a revision with `base`. Optional: limit to paths, set context lines. The patch text is in the text content block (at most 512 KiB); the structured result lists each file with +/- counts.";
+    const DESCRIPTION: &'static str = "Show a unified diff of the workspace repository: unstaged changes by default, staged changes with `staged: true`, or the work tree against a revision with `base`. Untracked (new) files are not diffed unless `untracked: true`; without it, those in scope are named after the patch. Optional: limit to paths, set context lines. The patch text is in the text content block (at most 512 KiB); the structured result lists each file with +/- counts.";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -81,6 +91,12 @@ impl Tool for GitDiff {
             return Err(ToolError::new(format!(
                 "base {base:?} is not a revision; give a branch, tag or commit such as `main` or `HEAD~1`"
             )));
+        }
+        if params.untracked && params.staged {
+            return Err(ToolError::new(
+                "`untracked` and `staged` cannot be combined: the index holds no untracked file. \
+                 Drop `staged` to see untracked files as new files against the index (or `base`), or drop `untracked`",
+            ));
         }
         let context = params.context_lines.unwrap_or(3);
         if context > 100 {
@@ -106,14 +122,43 @@ impl Tool for GitDiff {
     }
 
     fn render(output: Output) -> String {
-        if output.files.is_empty() {
-            return format!("No differences ({}).\n", output.compared);
-        }
-        let mut text = output.patch;
+        let mut text = if output.files.is_empty() {
+            let tracked = if output.untracked.is_empty() {
+                ""
+            } else {
+                " in tracked files"
+            };
+            format!("No differences{tracked} ({}).\n", output.compared)
+        } else {
+            output.patch
+        };
         if output.truncated {
             text.push_str(&format!(
                 "\n[execlayer: patch cut at {MAX_PATCH_BYTES} of {} bytes; pass `paths` to see the rest]\n",
                 output.patch_bytes
+            ));
+        }
+        if !output.untracked.is_empty() {
+            let total = output.untracked_total.unwrap_or(output.untracked.len());
+            const NAMED: usize = 20;
+            let mut names = output
+                .untracked
+                .iter()
+                .take(NAMED)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if total > NAMED {
+                names.push_str(&format!(" and {} more", total - NAMED));
+            }
+            let (count, them) = if total == 1 {
+                ("1 untracked path".to_owned(), "it")
+            } else {
+                (format!("{total} untracked paths"), "them")
+            };
+            text.push_str(&format!(
+                "\n[execlayer: not in this diff, {count} (new, never added to git): {names}. \
+                 Pass `untracked: true` to include {them} as new-file diffs.]\n"
             ));
         }
         text
@@ -139,6 +184,13 @@ fn diff(
     let repo = &r.repo;
     let mut opts = DiffOptions::new();
     opts.context_lines(context).disable_pathspec_match(true);
+    if !params.staged {
+        // Untracked files come as their own deltas: diffed with `untracked`,
+        // otherwise named after the patch (libgit2 prints no patch for them).
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .show_untracked_content(params.untracked);
+    }
     if paths.is_empty() {
         if !r.scope.is_empty() {
             opts.pathspec(&r.scope);
@@ -173,6 +225,12 @@ fn diff(
             repo.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts)),
             format!("{from}..worktree"),
         )
+    } else if params.untracked {
+        let index = fresh_index(repo)?;
+        (
+            repo.diff_index_to_workdir(Some(&index), Some(&mut opts)),
+            "index..worktree".to_owned(),
+        )
     } else {
         // The stamp is read before the index is (re)loaded: see `index_stamp`.
         let stamp = crate::git::index_stamp(repo);
@@ -185,7 +243,19 @@ fn diff(
         } else {
             paths.iter().map(|p| r.to_repo(p)).collect()
         };
-        if let Some(scan) = crate::git_worktree::scan(repo, &index, &prefixes, false, &cache.scan, stamp.as_deref()) {
+        // Untracked files are found by the same scan when the whole workspace
+        // is diffed; under named paths, by libgit2 on just those paths.
+        let whole = paths.is_empty();
+        if let Some(scan) = crate::git_worktree::scan(repo, &index, &prefixes, whole, &cache.scan, stamp.as_deref()) {
+            let untracked = if whole {
+                let files = scan
+                    .untracked
+                    .iter()
+                    .filter_map(|p| r.to_workspace(&String::from_utf8_lossy(p)).map(str::to_owned));
+                r.collapse_untracked(&index, files)
+            } else {
+                untracked_under(r, &index, &prefixes)?
+            };
             let plain_ok = plain_patches_allowed(repo, &scan);
             let mut slow = scan.uncertain;
             let mut plain = Vec::new();
@@ -215,7 +285,7 @@ fn diff(
                 slow = slow.len(),
                 "git_diff timings"
             );
-            return Ok(output("index..worktree".to_owned(), chunks));
+            return Ok(output("index..worktree".to_owned(), chunks, untracked));
         }
         (
             repo.diff_index_to_workdir(Some(&index), Some(&mut opts)),
@@ -223,7 +293,46 @@ fn diff(
         )
     };
     let diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
-    Ok(output(compared, chunks_of(r, diff)?))
+    let mut chunks = chunks_of(r, diff)?;
+    let mut untracked = Vec::new();
+    if !params.untracked {
+        let (new, tracked): (Vec<Chunk>, Vec<Chunk>) = chunks.into_iter().partition(|c| c.stat.status == "untracked");
+        chunks = tracked;
+        let files = new.into_iter().map(|c| c.stat.path);
+        untracked = if paths.is_empty() {
+            let index = fresh_index(repo)?;
+            r.collapse_untracked(&index, files)
+        } else {
+            files.collect()
+        };
+    }
+    Ok(output(compared, chunks, untracked))
+}
+
+/// The untracked, not ignored files under `pathspecs` (exact repository
+/// paths: files or folders), as workspace paths, found by libgit2 on just
+/// those paths.
+fn untracked_under(r: &Repo, index: &git2::Index, pathspecs: &[String]) -> Result<Vec<String>, ToolError> {
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .disable_pathspec_match(true)
+        .skip_binary_check(true);
+    for p in pathspecs {
+        opts.pathspec(p);
+    }
+    let diff = r
+        .repo
+        .diff_index_to_workdir(Some(index), Some(&mut opts))
+        .map_err(|e| git_error("cannot list untracked files", e))?;
+    Ok(diff
+        .deltas()
+        .filter(|d| d.status() == Delta::Untracked)
+        .filter_map(|d| {
+            let path = d.new_file().path()?.to_string_lossy().into_owned();
+            r.to_workspace(&path).map(str::to_owned)
+        })
+        .collect())
 }
 
 /// One file's part of the patch, and its line counts.
@@ -419,7 +528,12 @@ fn narrow_options(paths: &[Vec<u8>], context: u32) -> DiffOptions {
     opts
 }
 
-fn output(compared: String, chunks: Vec<Chunk>) -> Output {
+/// Most untracked paths listed in the structured result.
+const MAX_UNTRACKED: usize = 100;
+
+fn output(compared: String, chunks: Vec<Chunk>, mut untracked: Vec<String>) -> Output {
+    let untracked_total = (untracked.len() > MAX_UNTRACKED).then_some(untracked.len());
+    untracked.truncate(MAX_UNTRACKED);
     let mut patch = Vec::with_capacity(chunks.iter().map(|c| c.patch.len()).sum());
     let mut files = Vec::with_capacity(chunks.len());
     for c in chunks {
@@ -436,6 +550,8 @@ fn output(compared: String, chunks: Vec<Chunk>) -> Output {
         files,
         patch_bytes,
         truncated,
+        untracked,
+        untracked_total,
         patch: cut.to_owned(),
     }
 }

@@ -285,7 +285,7 @@ fn changes(
     match untracked {
         Untracked::All => worktree.extend(new),
         Untracked::Normal => worktree.extend(
-            collapse_untracked(r, &index, new.into_iter().map(|(p, _)| p))
+            r.collapse_untracked(&index, new.into_iter().map(|(p, _)| p))
                 .into_iter()
                 .map(|p| (p, Change::Untracked)),
         ),
@@ -295,33 +295,6 @@ fn changes(
         by_path.entry(path.clone()).or_insert_with(|| Entry::new(path)).worktree = Some(change);
     }
     Ok(by_path.into_values().collect())
-}
-
-/// Untracked files as `git status` shows them by default: a file inside a
-/// folder that holds no tracked file (nor any below it) is shown as the
-/// outermost such folder, `dir/`, once. Paths are workspace-relative; the
-/// workspace root itself is never collapsed.
-fn collapse_untracked(r: &Repo, index: &git2::Index, files: impl Iterator<Item = String>) -> Vec<String> {
-    let mut holds_tracked: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
-    let mut shown = std::collections::BTreeSet::new();
-    for file in files {
-        let mut line = None;
-        for (at, _) in file.match_indices('/') {
-            let dir = &file[..=at];
-            if dir.len() == file.len() {
-                break;
-            }
-            let tracked = *holds_tracked
-                .entry(dir.to_owned())
-                .or_insert_with(|| index.find_prefix(r.to_repo(dir).as_str()).is_ok());
-            if !tracked {
-                line = Some(dir.to_owned());
-                break;
-            }
-        }
-        shown.insert(line.unwrap_or(file));
-    }
-    shown.into_iter().collect()
 }
 
 /// HEAD against the index, with staged renames found.

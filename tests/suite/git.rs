@@ -509,7 +509,14 @@ async fn plain_file_patches_are_libgit2s_own() {
             true
         })
         .unwrap();
-        assert_eq!(text(&r), String::from_utf8_lossy(&expected), "context {context}");
+        let t = text(&r);
+        let (patch, note) = t.split_at(t.find("\n[execlayer: not in this diff").unwrap_or(t.len()));
+        assert_eq!(patch, String::from_utf8_lossy(&expected), "context {context}");
+        assert_eq!(
+            note.contains("untracked path (new, never added to git): .gitattributes."),
+            attributes,
+            "the untracked .gitattributes is named after the patch: {note}"
+        );
         let files = structured(&r)["files"].as_array().unwrap().clone();
         assert_eq!(files.len(), diff.deltas().len());
         let binary = files.iter().find(|f| f["path"] == "binary.bin").unwrap();
@@ -779,4 +786,104 @@ async fn status_sees_staging_and_commits_made_between_calls() {
     assert!(assert_status_is_the_clis(&env, &client).await.is_empty());
     env.git(&["rm", "-q", "--cached", "b.txt"]);
     assert_eq!(assert_status_is_the_clis(&env, &client).await, ["D  b.txt", "?? b.txt"]);
+}
+
+/// An agent that created files and asks for the diff must not be told there
+/// are no differences: untracked files are named after the patch, and with
+/// `untracked: true` they come as new-file diffs that `git apply` recreates.
+#[tokio::test]
+async fn diff_names_untracked_files_and_includes_them_on_request() {
+    let env = TestEnv::new();
+    env.init_repo(&[
+        (".gitignore", "target/\n"),
+        ("src/lib.rs", include_str!("../../src/git.rs")),
+    ]);
+    env.write("src/worktree.rs", include_str!("../../src/git_worktree.rs"));
+    env.write("docs/guide.md", include_str!("../../SECURITY.md"));
+    env.write("docs/more/notes.md", "notes\n");
+    env.write("target/debug/out.txt", "ignored\n");
+    let client = env.client().await;
+
+    let r = call(&client, "git_diff", json!({})).await;
+    let t = text(&r);
+    assert!(
+        t.starts_with("No differences in tracked files (index..worktree).") && t.contains("untracked: true"),
+        "{t}"
+    );
+    assert_eq!(structured(&r)["untracked"], json!(["docs/", "src/worktree.rs"]), "{t}");
+    assert!(!t.contains("target/"), "ignored files are not named: {t}");
+
+    // With a tracked change, the patch comes first and the note after it.
+    env.write(
+        "src/lib.rs",
+        format!("{}// changed\n", include_str!("../../src/git.rs")),
+    );
+    let r = call(&client, "git_diff", json!({})).await;
+    let t = text(&r);
+    assert!(t.starts_with("diff --git a/src/lib.rs b/src/lib.rs"), "{t}");
+    assert!(
+        t.contains("not in this diff, 2 untracked paths (new, never added to git): docs/, src/worktree.rs"),
+        "{t}"
+    );
+
+    // A named untracked file is named, not reported as unchanged.
+    let r = call(&client, "git_diff", json!({"paths": ["docs/more/notes.md"]})).await;
+    let t = text(&r);
+    assert!(
+        t.starts_with("No differences in tracked files") && t.contains("1 untracked path"),
+        "{t}"
+    );
+    assert_eq!(structured(&r)["untracked"], json!(["docs/more/notes.md"]));
+    let r = call(&client, "git_diff", json!({"base": "HEAD"})).await;
+    assert_eq!(
+        structured(&r)["untracked"],
+        json!(["docs/", "src/worktree.rs"]),
+        "{}",
+        text(&r)
+    );
+
+    // With `untracked: true` the new files are diffed, and the patch recreates them.
+    let r = call(&client, "git_diff", json!({"untracked": true})).await;
+    let t = text(&r);
+    assert!(!is_error(&r) && t.contains("new file mode 100644"), "{t}");
+    assert!(structured(&r).get("untracked").is_none(), "{t}");
+    let mut shown: Vec<(String, String)> = structured(&r)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    shown.sort();
+    let expected = [
+        ("docs/guide.md", "untracked"),
+        ("docs/more/notes.md", "untracked"),
+        ("src/lib.rs", "modified"),
+        ("src/worktree.rs", "untracked"),
+    ];
+    assert_eq!(
+        shown,
+        expected.map(|(p, s)| (p.to_owned(), s.to_owned())).to_vec(),
+        "{t}"
+    );
+    let copy = tempfile::tempdir().unwrap();
+    git_in(copy.path(), &["clone", "-q", env.ws.to_str().unwrap(), "."]);
+    let scratch = tempfile::tempdir().unwrap();
+    let patch = scratch.path().join("untracked.patch");
+    std::fs::write(&patch, &t).unwrap();
+    git_in(copy.path(), &["apply", patch.to_str().unwrap()]);
+    for (path, _) in expected {
+        assert_eq!(
+            std::fs::read(copy.path().join(path)).unwrap(),
+            std::fs::read(env.path(path)).unwrap(),
+            "{path} as the patch recreates it"
+        );
+    }
+
+    let r = call(&client, "git_diff", json!({"untracked": true, "staged": true})).await;
+    assert_tool_error(&r, "`untracked` and `staged` cannot be combined");
 }
