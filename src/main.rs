@@ -328,6 +328,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
 }
 
 async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    // Installed before any door opens: a SIGTERM that arrives once a client
+    // has been answered must end the server cleanly, not by the default action.
+    let terminate = terminate();
     if let Some(addr) = args.http
         && !addr.ip().is_loopback()
         && settings.token.is_none()
@@ -402,25 +405,36 @@ async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
                 let (read, write) = rmcp::transport::stdio_pipes();
                 serve_stream(&core, Door::Stdio, read, write).await
             } => r,
-            _ = terminate() => Ok(()),
+            _ = terminate => Ok(()),
         }
     } else {
         tokio::select! {
             r = async { match http { Some(h) => h.await?, None => Ok(()) } } => r,
-            _ = terminate() => Ok(()),
+            _ = terminate => Ok(()),
         }
     };
     shutdown.cancel();
     result
 }
 
-async fn terminate() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// Registers the handlers for SIGTERM and SIGINT now; the future ends when
+/// either arrives.
+fn terminate() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (term, interrupt) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => std::future::pending().await,
+        }
     }
 }
