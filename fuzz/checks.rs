@@ -10,12 +10,10 @@ use execlayer::policy::{PolicyFile, Risk, Rule, RuleDecision, RuleSet, Subject};
 use execlayer::settings::{DEFAULT_SHELL_ALLOWLIST, parse_allowlist};
 use execlayer::tools::edit_file::{Edit, apply_edit};
 use execlayer::workspace::{Access, Workspace};
-use rmcp::model::ClientJsonRpcMessage;
-use rmcp::transport::async_rw::JsonRpcMessageCodec;
+use rmcp::RoleServer;
+use rmcp::transport::async_rw::AsyncRwTransport;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use tokio_util::bytes::BytesMut;
-use tokio_util::codec::Decoder;
 
 // --- patch
 // The patch parser and placer on anything a model might write (unified
@@ -274,48 +272,65 @@ pub fn policy_parse(data: &[u8]) {
 }
 
 // --- jsonrpc_frame
-// The stdio JSON-RPC framing (rmcp's line codec, with the messages a server
-// reads). Input: raw bytes; the first byte picks where to cut them in two.
+// The stdio JSON-RPC framing: rmcp's `AsyncRwTransport` (what
+// `serve_stream` reads stdio with), given the bytes a client might write.
+// Input: raw bytes; the first byte picks where to cut them in two writes.
 //
-// Invariants: nothing panics; what is decoded does not depend on how the
-// bytes arrive (whole, or in two reads); every decoded message, written
-// back out, decodes to itself.
-fn decode(chunks: &[&[u8]]) -> Vec<Result<String, ()>> {
-    let mut codec = JsonRpcMessageCodec::<ClientJsonRpcMessage>::new();
-    let mut buf = BytesMut::new();
-    let mut out = Vec::new();
-    let mut step = |buf: &mut BytesMut, eof: bool, out: &mut Vec<Result<String, ()>>| loop {
-        let before = buf.len();
-        let r = if eof { codec.decode_eof(buf) } else { codec.decode(buf) };
-        match r {
-            Ok(Some(m)) => out.push(Ok(serde_json::to_string(&m).expect("a message serializes"))),
-            Ok(None) => break,
-            Err(_) => {
-                out.push(Err(()));
-                if buf.len() == before {
-                    break;
+// Invariants: nothing panics; what the server receives, and what it answers
+// on its own (an Invalid Request error for well-formed JSON that is no
+// message), does not depend on how the bytes arrive (in one write, or in two
+// with the server reading in between); every received message, written back
+// out alone, is received as itself.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime")
+    })
+}
+
+/// What the server receives from `chunks` written one after the other, and
+/// the bytes it writes back by itself.
+fn receive(chunks: &[&[u8]]) -> (Vec<String>, Vec<u8>) {
+    use rmcp::transport::Transport;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    runtime().block_on(async {
+        let (mut client, server_in) = tokio::io::duplex(1 << 20);
+        let (server_out, mut answers) = tokio::io::duplex(1 << 20);
+        let mut transport = AsyncRwTransport::<RoleServer, _, _>::new(server_in, server_out);
+        let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            for chunk in chunks {
+                client.write_all(&chunk).await.expect("the pipe takes the input");
+                // Let the server read what has arrived before the rest comes.
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
                 }
             }
+        });
+        let mut received = Vec::new();
+        while let Some(m) = transport.receive().await {
+            received.push(serde_json::to_string(&m).expect("a message serializes"));
         }
-    };
-    for chunk in chunks {
-        buf.extend_from_slice(chunk);
-        step(&mut buf, false, &mut out);
-    }
-    step(&mut buf, true, &mut out);
-    out
+        writer.await.expect("the writer finishes");
+        drop(transport);
+        let mut written = Vec::new();
+        answers.read_to_end(&mut written).await.expect("the answers are read");
+        (received, written)
+    })
 }
 
 pub fn jsonrpc_frame(data: &[u8]) {
     let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
-    let whole = decode(&[data]);
-    let split = decode(&[&data[..cut], &data[cut..]]);
+    let whole = receive(&[data]);
+    let split = receive(&[&data[..cut], &data[cut..]]);
     assert_eq!(whole, split, "framing depends on how the bytes arrive");
-    for message in whole.into_iter().flatten() {
-        let again = decode(&[format!("{message}\n").as_bytes()]);
+    for message in whole.0 {
+        let again = receive(&[format!("{message}\n").as_bytes()]);
         assert_eq!(
             again,
-            vec![Ok(message.clone())],
+            (vec![message.clone()], Vec::new()),
             "a message does not survive a round trip"
         );
     }

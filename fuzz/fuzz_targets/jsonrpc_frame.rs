@@ -1,9 +1,6 @@
-//! The stdio JSON-RPC framing (rmcp's line codec, with the messages a server
-//! reads). Input: raw bytes; the first byte picks where to cut them in two.
-//!
-//! Invariants: nothing panics; what is decoded does not depend on how the
-//! bytes arrive (whole, or in two reads); every decoded message, written
-//! back out, decodes to itself.
+//! The stdio JSON-RPC framing (rmcp's `AsyncRwTransport`, as the server
+//! reads stdio). Input: raw bytes; the first byte picks where to cut them in
+//! two writes. Invariants: see `checks.rs`.
 #![no_main]
 
 #[path = "../checks.rs"]

@@ -275,6 +275,14 @@ impl<'a> Parser<'a> {
                 // `\ No newline at end of file` (in any language).
                 if let Some(last) = hunk.lines.last_mut() {
                     last.no_newline = true;
+                    // The line's `\n` is the diff's, not the file's: a `\r`
+                    // before it is the line's last character (a file ending in
+                    // a bare CR), unless the patch was converted to CRLF as a
+                    // whole (then this marker line ends in CRLF too).
+                    if last.crlf && !raw.ends_with("\r\n") {
+                        last.text.push('\r');
+                        last.crlf = false;
+                    }
                 }
                 self.i += 1;
                 continue;

@@ -108,10 +108,8 @@ impl<'a> Lines<'a> {
         let full: Vec<&str> = base.split_inclusive('\n').collect();
         let text = full
             .iter()
-            .map(|l| {
-                let l = l.strip_suffix('\n').unwrap_or(l);
-                l.strip_suffix('\r').unwrap_or(l)
-            })
+            // A CR is an ending only before LF: a last line without LF keeps it.
+            .map(|l| l.strip_suffix("\r\n").or_else(|| l.strip_suffix('\n')).unwrap_or(l))
             .collect();
         Self { full, text }
     }
@@ -569,6 +567,16 @@ fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[Spot]) -> String {
         }
         out.push_str(piece);
     };
+    // Inserted lines take the file's endings, except that a CRLF line keeps
+    // its CRLF where the patch chose it: in a file with no line ending to
+    // follow, or in a patch that is not CRLF throughout (as git writes a
+    // mixed-ending file's diff).
+    let file_has_eol = lines.full.iter().any(|l| l.ends_with('\n'));
+    let patch_all_crlf = hunks
+        .iter()
+        .flat_map(|h| &h.lines)
+        .filter(|l| !l.no_newline)
+        .all(|l| l.crlf);
     let mut next = 0usize;
     let mut last_eol = default_eol;
     for spot in placed {
@@ -596,7 +604,11 @@ fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[Spot]) -> String {
                     cursor += 1;
                 }
                 LineKind::Insert => {
-                    let ending = if lines.len() == 0 && line.crlf { "\r\n" } else { eol };
+                    let ending = if line.crlf && (!file_has_eol || !patch_all_crlf) {
+                        "\r\n"
+                    } else {
+                        eol
+                    };
                     let text = match spot.indent.get(idx).unwrap_or(&Reindent::Keep) {
                         Reindent::Add(extra) if !line.text.trim().is_empty() => format!("{extra}{}", line.text),
                         Reindent::Strip(extra) => {
@@ -641,6 +653,20 @@ mod tests {
         assert!(out.contains("l10\neleven\nl12\n"));
         assert_eq!(placed[0].line, 10);
         assert_eq!(placed[0].offset, Some(2));
+    }
+
+    /// Found by the `patch` fuzz target: a file ending in a bare CR, and
+    /// git's diff of it (`-c\r` then `\ No newline at end of file`).
+    #[test]
+    fn a_bare_cr_at_the_end_of_a_file_is_content() {
+        let patch = "--- a/f\n+++ b/f\n@@ -1 +1,2 @@\n-c\r\n\\ No newline at end of file\n+c\r\n+hi\n";
+        let (out, _) = run("c\r", patch).unwrap();
+        assert_eq!(out, "c\r\nhi\n");
+        // A patch converted to CRLF as a whole still reads CR as the ending.
+        let converted =
+            "--- a/f\r\n+++ b/f\r\n@@ -1,2 +1,3 @@\r\n a\r\n-c\r\n\\ No newline at end of file\r\n+c\r\n+hi\r\n";
+        let (out, _) = run("a\r\nc", converted).unwrap();
+        assert_eq!(out, "a\r\nc\r\nhi\r\n");
     }
 
     #[test]
