@@ -29,7 +29,7 @@ pub struct Params {
     /// Lines of context around each change (0 to 100). Default 3.
     #[serde(default)]
     pub context_lines: Option<u32>,
-    /// Include untracked (new, not ignored) files as new-file diffs, as `git add -N` then `git diff` would show them. Default false: only tracked files are diffed, and the untracked ones in scope are named after the patch. Not with `staged` (the index holds no untracked file).
+    /// Include untracked (new, not ignored) files as new-file diffs, as `git add -N` then `git diff` would show them. Default false: only tracked files are diffed; with `paths`, the untracked ones among them are named after the patch (git_status lists them all). Not with `staged` (the index holds no untracked file).
     #[serde(default)]
     pub untracked: bool,
 }
@@ -58,13 +58,19 @@ pub struct Output {
     pub patch_bytes: usize,
     /// True when the patch text was cut at 512 KiB.
     pub truncated: bool,
-    /// Untracked files in scope that the diff leaves out (a folder holding no
-    /// tracked file as one `dir/`; at most 100); pass `untracked: true` to include them.
+    /// Untracked files under the given `paths` that the diff leaves out (at
+    /// most 100; only looked for when `paths` are given); pass `untracked: true` to include them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub untracked: Vec<String>,
     /// How many untracked paths there were, when more than `untracked` lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untracked_total: Option<usize>,
+    /// The whole work tree was compared without `untracked`: the text says
+    /// that new files are not in it (they were not looked for, to keep the
+    /// diff as fast as `git diff`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub untracked_not_looked_for: bool,
     /// The patch travels once, in the text content block.
     #[serde(skip)]
     #[schemars(skip)]
@@ -74,7 +80,7 @@ pub struct Output {
 impl Tool for GitDiff {
     const NAME: &'static str = "git_diff";
     const TITLE: &'static str = "Git diff";
-    const DESCRIPTION: &'static str = "Show a unified diff of the workspace repository: unstaged changes by default, staged changes with `staged: true`, or the work tree against a revision with `base`. Untracked (new) files are not diffed unless `untracked: true`; without it, those in scope are named after the patch. Optional: limit to paths, set context lines. The patch text is in the text content block (at most 512 KiB); the structured result lists each file with +/- counts.";
+    const DESCRIPTION: &'static str = "Show a unified diff of the workspace repository: unstaged changes by default, staged changes with `staged: true`, or the work tree against a revision with `base`. Untracked (new) files are not diffed unless `untracked: true` (with `paths`, those among them are named after the patch). Optional: limit to paths, set context lines. The patch text is in the text content block (at most 512 KiB); the structured result lists each file with +/- counts.";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -123,7 +129,7 @@ impl Tool for GitDiff {
 
     fn render(output: Output) -> String {
         let mut text = if output.files.is_empty() {
-            let tracked = if output.untracked.is_empty() {
+            let tracked = if output.untracked.is_empty() && !output.untracked_not_looked_for {
                 ""
             } else {
                 " in tracked files"
@@ -137,6 +143,12 @@ impl Tool for GitDiff {
                 "\n[execlayer: patch cut at {MAX_PATCH_BYTES} of {} bytes; pass `paths` to see the rest]\n",
                 output.patch_bytes
             ));
+        }
+        if output.untracked_not_looked_for {
+            text.push_str(
+                "\n[execlayer: untracked (new) files are not in this diff; pass `untracked: true` to include them \
+                 as new-file diffs (git_status lists them)]\n",
+            );
         }
         if !output.untracked.is_empty() {
             let total = output.untracked_total.unwrap_or(output.untracked.len());
@@ -184,9 +196,12 @@ fn diff(
     let repo = &r.repo;
     let mut opts = DiffOptions::new();
     opts.context_lines(context).disable_pathspec_match(true);
-    if !params.staged {
-        // Untracked files come as their own deltas: diffed with `untracked`,
-        // otherwise named after the patch (libgit2 prints no patch for them).
+    // Untracked files come as their own deltas: diffed with `untracked`;
+    // under named paths, otherwise named after the patch (libgit2 prints no
+    // patch for them). Not looked for on the whole work tree without
+    // `untracked`: that walk would cost as much as the diff itself.
+    let untracked_hint = !params.staged && !params.untracked && paths.is_empty();
+    if !params.staged && !untracked_hint {
         opts.include_untracked(true)
             .recurse_untracked_dirs(true)
             .show_untracked_content(params.untracked);
@@ -243,16 +258,10 @@ fn diff(
         } else {
             paths.iter().map(|p| r.to_repo(p)).collect()
         };
-        // Untracked files are found by the same scan when the whole workspace
-        // is diffed; under named paths, by libgit2 on just those paths.
-        let whole = paths.is_empty();
-        if let Some(scan) = crate::git_worktree::scan(repo, &index, &prefixes, whole, &cache.scan, stamp.as_deref()) {
-            let untracked = if whole {
-                let files = scan
-                    .untracked
-                    .iter()
-                    .filter_map(|p| r.to_workspace(&String::from_utf8_lossy(p)).map(str::to_owned));
-                r.collapse_untracked(&index, files)
+        if let Some(scan) = crate::git_worktree::scan(repo, &index, &prefixes, false, &cache.scan, stamp.as_deref()) {
+            // Under named paths, untracked files are looked for by libgit2 on just those paths.
+            let untracked = if untracked_hint {
+                Vec::new()
             } else {
                 untracked_under(r, &index, &prefixes)?
             };
@@ -285,7 +294,9 @@ fn diff(
                 slow = slow.len(),
                 "git_diff timings"
             );
-            return Ok(output("index..worktree".to_owned(), chunks, untracked));
+            let mut out = output("index..worktree".to_owned(), chunks, untracked);
+            out.untracked_not_looked_for = untracked_hint;
+            return Ok(out);
         }
         (
             repo.diff_index_to_workdir(Some(&index), Some(&mut opts)),
@@ -299,14 +310,11 @@ fn diff(
         let (new, tracked): (Vec<Chunk>, Vec<Chunk>) = chunks.into_iter().partition(|c| c.stat.status == "untracked");
         chunks = tracked;
         let files = new.into_iter().map(|c| c.stat.path);
-        untracked = if paths.is_empty() {
-            let index = fresh_index(repo)?;
-            r.collapse_untracked(&index, files)
-        } else {
-            files.collect()
-        };
+        untracked = files.collect();
     }
-    Ok(output(compared, chunks, untracked))
+    let mut out = output(compared, chunks, untracked);
+    out.untracked_not_looked_for = untracked_hint;
+    Ok(out)
 }
 
 /// The untracked, not ignored files under `pathspecs` (exact repository
@@ -552,6 +560,7 @@ fn output(compared: String, chunks: Vec<Chunk>, mut untracked: Vec<String>) -> O
         truncated,
         untracked,
         untracked_total,
+        untracked_not_looked_for: false,
         patch: cut.to_owned(),
     }
 }

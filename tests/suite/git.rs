@@ -510,13 +510,9 @@ async fn plain_file_patches_are_libgit2s_own() {
         })
         .unwrap();
         let t = text(&r);
-        let (patch, note) = t.split_at(t.find("\n[execlayer: not in this diff").unwrap_or(t.len()));
+        let (patch, note) = t.split_at(t.find("\n[execlayer: untracked (new) files").unwrap_or(t.len()));
         assert_eq!(patch, String::from_utf8_lossy(&expected), "context {context}");
-        assert_eq!(
-            note.contains("untracked path (new, never added to git): .gitattributes."),
-            attributes,
-            "the untracked .gitattributes is named after the patch: {note}"
-        );
+        assert!(note.contains("are not in this diff"), "{note}");
         let files = structured(&r)["files"].as_array().unwrap().clone();
         assert_eq!(files.len(), diff.deltas().len());
         let binary = files.iter().find(|f| f["path"] == "binary.bin").unwrap();
@@ -789,7 +785,8 @@ async fn status_sees_staging_and_commits_made_between_calls() {
 }
 
 /// An agent that created files and asks for the diff must not be told there
-/// are no differences: untracked files are named after the patch, and with
+/// are no differences and nothing else: the whole-tree diff says new files
+/// are not in it, a diff of named paths names the untracked ones, and with
 /// `untracked: true` they come as new-file diffs that `git apply` recreates.
 #[tokio::test]
 async fn diff_names_untracked_files_and_includes_them_on_request() {
@@ -804,14 +801,22 @@ async fn diff_names_untracked_files_and_includes_them_on_request() {
     env.write("target/debug/out.txt", "ignored\n");
     let client = env.client().await;
 
+    let hint = "[execlayer: untracked (new) files are not in this diff; pass `untracked: true`";
     let r = call(&client, "git_diff", json!({})).await;
     let t = text(&r);
     assert!(
-        t.starts_with("No differences in tracked files (index..worktree).") && t.contains("untracked: true"),
+        t.starts_with("No differences in tracked files (index..worktree).") && t.contains(hint),
         "{t}"
     );
-    assert_eq!(structured(&r)["untracked"], json!(["docs/", "src/worktree.rs"]), "{t}");
+    let r = call(&client, "git_diff", json!({"paths": ["docs", "src", "target"]})).await;
+    let t = text(&r);
+    assert_eq!(
+        structured(&r)["untracked"],
+        json!(["docs/guide.md", "docs/more/notes.md", "src/worktree.rs"]),
+        "{t}"
+    );
     assert!(!t.contains("target/"), "ignored files are not named: {t}");
+    assert!(!t.contains(hint), "{t}");
 
     // With a tracked change, the patch comes first and the note after it.
     env.write(
@@ -820,9 +825,15 @@ async fn diff_names_untracked_files_and_includes_them_on_request() {
     );
     let r = call(&client, "git_diff", json!({})).await;
     let t = text(&r);
+    assert!(
+        t.starts_with("diff --git a/src/lib.rs b/src/lib.rs") && t.contains(hint),
+        "{t}"
+    );
+    let r = call(&client, "git_diff", json!({"paths": ["src"]})).await;
+    let t = text(&r);
     assert!(t.starts_with("diff --git a/src/lib.rs b/src/lib.rs"), "{t}");
     assert!(
-        t.contains("not in this diff, 2 untracked paths (new, never added to git): docs/, src/worktree.rs"),
+        t.contains("not in this diff, 1 untracked path (new, never added to git): src/worktree.rs. Pass `untracked: true` to include it"),
         "{t}"
     );
 
@@ -834,13 +845,15 @@ async fn diff_names_untracked_files_and_includes_them_on_request() {
         "{t}"
     );
     assert_eq!(structured(&r)["untracked"], json!(["docs/more/notes.md"]));
-    let r = call(&client, "git_diff", json!({"base": "HEAD"})).await;
+    let r = call(&client, "git_diff", json!({"base": "HEAD", "paths": ["docs/more"]})).await;
     assert_eq!(
         structured(&r)["untracked"],
-        json!(["docs/", "src/worktree.rs"]),
+        json!(["docs/more/notes.md"]),
         "{}",
         text(&r)
     );
+    let r = call(&client, "git_diff", json!({"base": "HEAD"})).await;
+    assert!(text(&r).contains(hint), "{}", text(&r));
 
     // With `untracked: true` the new files are diffed, and the patch recreates them.
     let r = call(&client, "git_diff", json!({"untracked": true})).await;
