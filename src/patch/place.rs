@@ -567,16 +567,21 @@ fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[Spot]) -> String {
         }
         out.push_str(piece);
     };
-    // Inserted lines take the file's endings, except that a CRLF line keeps
-    // its CRLF where the patch chose it: in a file with no line ending to
-    // follow, or in a patch that is not CRLF throughout (as git writes a
-    // mixed-ending file's diff).
+    // Inserted lines take the file's endings (a model writes LF whatever the
+    // file uses), except where the patch itself says: a patch that mixes CRLF
+    // and LF lines (as git writes the diff of a mixed-ending file) gives each
+    // line its own ending, and in a file with no line ending yet, a CRLF line
+    // keeps its CRLF.
     let file_has_eol = lines.full.iter().any(|l| l.ends_with('\n'));
-    let patch_all_crlf = hunks
-        .iter()
-        .flat_map(|h| &h.lines)
-        .filter(|l| !l.no_newline)
-        .all(|l| l.crlf);
+    let (mut crlf_lines, mut lf_lines) = (false, false);
+    for l in hunks.iter().flat_map(|h| &h.lines).filter(|l| !l.no_newline) {
+        if l.crlf {
+            crlf_lines = true;
+        } else {
+            lf_lines = true;
+        }
+    }
+    let patch_mixed = crlf_lines && lf_lines;
     let mut next = 0usize;
     let mut last_eol = default_eol;
     for spot in placed {
@@ -604,10 +609,11 @@ fn splice(lines: &Lines<'_>, hunks: &[Hunk], placed: &[Spot]) -> String {
                     cursor += 1;
                 }
                 LineKind::Insert => {
-                    let ending = if line.crlf && (!file_has_eol || !patch_all_crlf) {
-                        "\r\n"
-                    } else {
-                        eol
+                    let ending = match (patch_mixed, line.crlf) {
+                        (true, true) => "\r\n",
+                        (true, false) => "\n",
+                        (false, true) if !file_has_eol => "\r\n",
+                        _ => eol,
                     };
                     let text = match spot.indent.get(idx).unwrap_or(&Reindent::Keep) {
                         Reindent::Add(extra) if !line.text.trim().is_empty() => format!("{extra}{}", line.text),
@@ -667,6 +673,19 @@ mod tests {
             "--- a/f\r\n+++ b/f\r\n@@ -1,2 +1,3 @@\r\n a\r\n-c\r\n\\ No newline at end of file\r\n+c\r\n+hi\r\n";
         let (out, _) = run("a\r\nc", converted).unwrap();
         assert_eq!(out, "a\r\nc\r\nhi\r\n");
+    }
+
+    /// Found by the `patch` fuzz target: git's diff of a file with both CRLF
+    /// and LF lines gives each inserted line its own ending.
+    #[test]
+    fn a_mixed_ending_patch_keeps_each_lines_ending() {
+        let base = "one\ntwo\r\nthree\n";
+        let patch = "--- a/f\n+++ b/f\n@@ -1,3 +1,4 @@\n one\n two\r\n+new\n three\n";
+        let (out, _) = run(base, patch).unwrap();
+        assert_eq!(out, "one\ntwo\r\nnew\nthree\n");
+        // A model's LF patch to a CRLF file still takes the file's CRLF.
+        let (out, _) = run("a\r\nb\r\n", "--- a/f\n+++ b/f\n@@ -1,2 +1,3 @@\n a\n+x\n b\n").unwrap();
+        assert_eq!(out, "a\r\nx\r\nb\r\n");
     }
 
     #[test]
