@@ -58,6 +58,9 @@ pub struct Settings {
     pub sandbox: crate::sandbox::SandboxSettings,
     /// Shared approval state (`redis://…`); `None` keeps it in this process.
     pub state_url: Option<String>,
+    /// How long one exchange with the shared store may take before the call
+    /// it serves is refused (`EXECUTION_STATE_TIMEOUT_SECS`, default 5).
+    pub state_timeout: Duration,
     pub models: ModelPaths,
     pub ollama: OllamaSettings,
     /// Timeouts and the connection cap of the HTTP door.
@@ -197,6 +200,12 @@ impl Settings {
             600,
             1..=86_400,
         )?);
+        let state_timeout = Duration::from_secs(parse_u64(
+            get("EXECUTION_STATE_TIMEOUT_SECS"),
+            "EXECUTION_STATE_TIMEOUT_SECS",
+            5,
+            1..=60,
+        )?);
         let state_key = match get("EXECUTION_STATE_KEY") {
             None => None,
             Some(k) if k.len() >= 32 => Some(k.as_bytes().to_vec()),
@@ -306,6 +315,7 @@ impl Settings {
             state_key,
             sandbox,
             state_url,
+            state_timeout,
             models: ModelPaths {
                 models_root,
                 ollama_models,
@@ -486,6 +496,8 @@ mod tests {
             ("EXECUTION_HTTP_HEADER_TIMEOUT_SECS", "0"),
             ("EXECUTION_HTTP_IDLE_TIMEOUT_SECS", "soon"),
             ("EXECUTION_HTTP_MAX_CONNECTIONS", "0"),
+            ("EXECUTION_STATE_TIMEOUT_SECS", "0"),
+            ("EXECUTION_STATE_TIMEOUT_SECS", "61"),
             ("EXECUTION_STATE_URL", "rediss://cache.internal:6380"),
             ("EXECUTION_STATE_URL", "http://cache.internal:6379"),
             // A shared store without a shared key cannot open other instances' states.

@@ -209,7 +209,7 @@ fn nonce_file_beside(audit_log: &Path) -> PathBuf {
 /// that is down at start only refuses approvals until it is up.
 pub fn open(settings: &Settings) -> anyhow::Result<Arc<dyn StateStore>> {
     if let Some(url) = &settings.state_url {
-        let store = redis::RedisStore::open(url)?;
+        let store = redis::RedisStore::open(url, settings.state_timeout)?;
         tracing::info!(store = %store.describe(), "approval state is shared through Redis");
         return Ok(Arc::new(store));
     }

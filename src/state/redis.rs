@@ -12,7 +12,7 @@
 //!
 //! Each consume or decision is one Lua script or one `SET NX`, run by Redis as
 //! one step, so two instances racing for the same id cannot both win. Every
-//! call is bounded ([`CALL_TIMEOUT`]); a Redis that is down or slow is an
+//! call is bounded (`EXECUTION_STATE_TIMEOUT_SECS`, [`DEFAULT_CALL_TIMEOUT`]); a Redis that is down or slow is an
 //! [`ApprovalError::Unavailable`], which callers turn into a refusal. The
 //! connection is made lazily and remade after a failure, so the server
 //! recovers by itself when Redis is back.
@@ -33,8 +33,9 @@ use super::{Approval, ApprovalError, ApprovalState, StateStore, new_id};
 use crate::policy::{RememberOffer, Risk};
 use crate::tools::BoxFuture;
 
-/// Longest wait for any one Redis call, connecting included.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for any one Redis call, connecting included, unless the
+/// settings say otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const PREFIX: &str = "execlayer:";
 
 /// Creates a pending approval, or returns the one already pending for the call.
@@ -135,6 +136,8 @@ pub struct RedisStore {
     /// `redis://host:port/db` without credentials, for logs and errors.
     address: String,
     scripts: Scripts,
+    /// Longest wait for any one Redis call, connecting included.
+    call_timeout: Duration,
 }
 
 fn millis(t: SystemTime) -> u64 {
@@ -148,8 +151,9 @@ fn ttl_ms(ttl: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Parses the URL; no connection is made until the first call.
-    pub fn open(url: &str) -> anyhow::Result<Self> {
+    /// Parses the URL; no connection is made until the first call, and no
+    /// call waits longer than `call_timeout`.
+    pub fn open(url: &str, call_timeout: Duration) -> anyhow::Result<Self> {
         let client = Client::open(url).map_err(|e| {
             anyhow::anyhow!("EXECUTION_STATE_URL: {e}; expected redis://[user:password@]host[:port][/db]")
         })?;
@@ -166,6 +170,7 @@ impl RedisStore {
                 annotate: Script::new(ANNOTATE),
                 pending: Script::new(PENDING),
             },
+            call_timeout,
         })
     }
 
@@ -187,8 +192,8 @@ impl RedisStore {
             return Ok(manager.clone());
         }
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_connection_timeout(Some(self.call_timeout))
+            .set_response_timeout(Some(self.call_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let manager =
@@ -197,16 +202,19 @@ impl RedisStore {
         Ok(manager)
     }
 
-    /// Runs one Redis exchange under [`CALL_TIMEOUT`].
+    /// Runs one Redis exchange under the call timeout.
     async fn bounded<T, F>(&self, work: impl FnOnce(ConnectionManager) -> F) -> Result<T, ApprovalError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
         let con = self.connection()?;
-        match tokio::time::timeout(CALL_TIMEOUT, work(con)).await {
+        match tokio::time::timeout(self.call_timeout, work(con)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.unavailable(e)),
-            Err(_) => Err(self.unavailable(format!("no answer within {} s", CALL_TIMEOUT.as_secs()))),
+            Err(_) => Err(self.unavailable(format!(
+                "no answer within {} s (EXECUTION_STATE_TIMEOUT_SECS)",
+                self.call_timeout.as_secs()
+            ))),
         }
     }
 

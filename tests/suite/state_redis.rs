@@ -24,13 +24,16 @@ const KEY: &str = "0123456789abcdef0123456789abcdef-shared";
 
 /// Three instances on one workspace, one Redis, one key.
 async fn cluster(env: &TestEnv, redis: &RedisServer) -> Vec<Instance> {
+    cluster_with(env, redis, &[]).await
+}
+
+async fn cluster_with(env: &TestEnv, redis: &RedisServer, extra: &[(&str, &str)]) -> Vec<Instance> {
     let mut instances = Vec::new();
     for name in ["a", "b", "c"] {
-        let vars = instance_vars(
-            env,
-            name,
-            &[("EXECUTION_STATE_KEY", KEY), ("EXECUTION_STATE_URL", &redis.url())],
-        );
+        let url = redis.url();
+        let mut vars = vec![("EXECUTION_STATE_KEY", KEY), ("EXECUTION_STATE_URL", url.as_str())];
+        vars.extend_from_slice(extra);
+        let vars = instance_vars(env, name, &vars);
         instances.push(Instance::start(env, &vars).await);
     }
     instances
@@ -229,7 +232,11 @@ async fn a_pending_calls_remember_offer_and_door_are_shared_through_redis() {
 async fn a_thousand_concurrent_uses_of_one_id_across_three_instances_run_once() {
     let env = TestEnv::strict();
     let redis = RedisServer::start().await;
-    let nodes = cluster(&env, &redis).await;
+    // The point is single use under contention. On a loaded 2-core machine
+    // 1,000 concurrent calls can wait more than the default 5 s for Redis,
+    // and a call that does is refused (fail closed) rather than run: give
+    // them the time, so that every answer is "ran" or "already used".
+    let nodes = cluster_with(&env, &redis, &[("EXECUTION_STATE_TIMEOUT_SECS", "60")]).await;
     let (status, grant) = nodes[0]
         .rest(Method::POST, "/api/v1/execution/approve?tool_name=filesystem_write")
         .await;
@@ -398,8 +405,9 @@ async fn two_store_handles_on_one_redis_share_session_answers_and_nonces() {
     use execlayer::state::StateStore;
     use execlayer::state::redis::RedisStore;
     let redis = RedisServer::start().await;
-    let a = RedisStore::open(&redis.url()).unwrap();
-    let b = RedisStore::open(&redis.url()).unwrap();
+    let timeout = execlayer::state::redis::DEFAULT_CALL_TIMEOUT;
+    let a = RedisStore::open(&redis.url(), timeout).unwrap();
+    let b = RedisStore::open(&redis.url(), timeout).unwrap();
     let ttl = Duration::from_secs(60);
 
     a.remember_session("session-1", "shell_exec:cargo test", ttl)
