@@ -356,16 +356,10 @@ fn worktree_from_scan(
             .repo
             .diff_index_to_workdir(Some(index), Some(&mut opts))
             .map_err(|e| git_error("cannot compare the index with the work tree", e))?;
-        out.extend(diff.deltas().filter_map(|delta| {
-            let change = match delta.status() {
-                Delta::Modified => Change::Modified,
-                Delta::Deleted => Change::Deleted,
-                Delta::Typechange => Change::Typechange,
-                Delta::Conflicted => Change::Conflicted,
-                _ => return None,
-            };
-            Some((delta_path(r, &delta)?, change))
-        }));
+        out.extend(
+            diff.deltas()
+                .filter_map(|delta| Some((delta_path(r, &delta)?, worktree_change(delta.status())?))),
+        );
     }
     for path in &scan.untracked {
         out.extend(shown(path).map(|p| (p, Change::Untracked)));
@@ -422,6 +416,18 @@ fn delta_path(r: &Repo, delta: &git2::DiffDelta<'_>) -> Option<String> {
     r.to_workspace(&path.to_string_lossy()).map(str::to_owned)
 }
 
+/// The work-tree state a libgit2 index-to-work-tree delta stands for.
+fn worktree_change(delta: Delta) -> Option<Change> {
+    Some(match delta {
+        Delta::Untracked => Change::Untracked,
+        Delta::Modified => Change::Modified,
+        Delta::Deleted => Change::Deleted,
+        Delta::Typechange => Change::Typechange,
+        Delta::Conflicted => Change::Conflicted,
+        _ => return None,
+    })
+}
+
 fn staged_change(delta: Delta) -> Option<Change> {
     Some(match delta {
         Delta::Added | Delta::Copied => Change::Added,
@@ -459,17 +465,7 @@ fn worktree_changes(
         .map_err(|e| git_error("cannot compare the index with the work tree", e))?;
     Ok(diff
         .deltas()
-        .filter_map(|delta| {
-            let change = match delta.status() {
-                Delta::Untracked => Change::Untracked,
-                Delta::Modified => Change::Modified,
-                Delta::Deleted => Change::Deleted,
-                Delta::Typechange => Change::Typechange,
-                Delta::Conflicted => Change::Conflicted,
-                _ => return None,
-            };
-            Some((delta_path(r, &delta)?, change))
-        })
+        .filter_map(|delta| Some((delta_path(r, &delta)?, worktree_change(delta.status())?)))
         .collect())
 }
 
