@@ -60,10 +60,10 @@ pub struct Output {
     pub truncated: bool,
     /// Untracked files under the given `paths` that the diff leaves out (at
     /// most 100; only looked for when `paths` are given); pass `untracked: true` to include them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub untracked: Vec<String>,
     /// How many untracked paths there were, when more than `untracked` lists.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub untracked_total: Option<usize>,
     /// The whole work tree was compared without `untracked`: the text says
     /// that new files are not in it (they were not looked for, to keep the
@@ -164,13 +164,13 @@ impl Tool for GitDiff {
                 names.push_str(&format!(" and {} more", total - NAMED));
             }
             let (count, them) = if total == 1 {
-                ("1 untracked path".to_owned(), "it")
+                ("1 untracked path".to_owned(), "it as a new-file diff")
             } else {
-                (format!("{total} untracked paths"), "them")
+                (format!("{total} untracked paths"), "them as new-file diffs")
             };
             text.push_str(&format!(
                 "\n[execlayer: not in this diff, {count} (new, never added to git): {names}. \
-                 Pass `untracked: true` to include {them} as new-file diffs.]\n"
+                 Pass `untracked: true` to include {them}.]\n"
             ));
         }
         text

@@ -804,6 +804,22 @@ async fn diff_names_untracked_files_and_includes_them_on_request() {
     let hint = "[execlayer: untracked (new) files are not in this diff; pass `untracked: true`";
     let r = call(&client, "git_diff", json!({})).await;
     let t = text(&r);
+    // Clients (the Python SDK does) validate structured results against the
+    // output schema: every property it requires is there, named untracked or not.
+    let tools = client.list_all_tools().await.unwrap();
+    let schema = tools
+        .iter()
+        .find(|t| t.name == "git_diff")
+        .unwrap()
+        .output_schema
+        .clone()
+        .unwrap();
+    for required in schema["required"].as_array().unwrap() {
+        assert!(
+            structured(&r).get(required.as_str().unwrap()).is_some(),
+            "{required} missing: {t}"
+        );
+    }
     assert!(
         t.starts_with("No differences in tracked files (index..worktree).") && t.contains(hint),
         "{t}"
