@@ -122,18 +122,37 @@ impl RepoCache {
         result
     }
 
-    /// Lends the spare handle (opening it when needed); give it back with
-    /// [`RepoCache::give_back`].
-    pub fn lend_spare(&self, root: &Path) -> Result<Repo, ToolError> {
+    /// Work split in two: `mine` on this thread, `theirs` on a helper thread
+    /// with the spare repository handle (opened when needed, kept for the
+    /// next call). The results are concatenated, `mine` first; `what` names
+    /// the work in the error when the helper panics.
+    pub fn split_in_two<T: Send>(
+        &self,
+        root: &Path,
+        what: &str,
+        mine: impl FnOnce() -> Result<Vec<T>, ToolError>,
+        theirs: impl FnOnce(&Repo) -> Result<Vec<T>, ToolError> + Send,
+    ) -> Result<Vec<T>, ToolError> {
         let cached = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match cached {
-            Some(repo) => Ok(repo),
-            None => Repo::open(root),
-        }
-    }
-
-    pub fn give_back(&self, repo: Repo) {
-        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(repo);
+        let spare = match cached {
+            Some(repo) => repo,
+            None => Repo::open(root)?,
+        };
+        let (mine, (spare, theirs)) = std::thread::scope(|scope| {
+            let helper = scope.spawn(move || {
+                let result = theirs(&spare);
+                (spare, result)
+            });
+            let mine = mine();
+            let theirs = helper
+                .join()
+                .map_err(|_| ToolError::new(format!("internal error: a {what} thread panicked")));
+            theirs.map(|t| (mine, t))
+        })?;
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(spare);
+        let mut all = mine?;
+        all.extend(theirs?);
+        Ok(all)
     }
 
     /// The staged changes remembered for `key`, if the last ones were made from it.

@@ -499,7 +499,6 @@ fn unstaged_split(
     candidates: &[Vec<u8>],
     context: u32,
 ) -> Result<Vec<Chunk>, ToolError> {
-    let spare = cache.lend_spare(root)?;
     let (first, second) = candidates.split_at(candidates.len() / 2);
     let one = |repo: &Repo, index: &git2::Index, part: &[Vec<u8>]| -> Result<Vec<Chunk>, ToolError> {
         let mut opts = narrow_options(part, context);
@@ -509,21 +508,12 @@ fn unstaged_split(
             .map_err(|e| git_error("cannot compute the diff", e));
         chunks_of(repo, diff?)
     };
-    let (mine, (spare, theirs)) = std::thread::scope(|scope| {
-        let helper = scope.spawn(|| {
-            let result = fresh_index(&spare.repo).and_then(|index| one(&spare, &index, second));
-            (spare, result)
-        });
-        let mine = one(r, index, first);
-        let theirs = helper
-            .join()
-            .map_err(|_| ToolError::new("internal error: a diff thread panicked"));
-        theirs.map(|t| (mine, t))
-    })?;
-    cache.give_back(spare);
-    let mut chunks = mine?;
-    chunks.extend(theirs?);
-    Ok(chunks)
+    cache.split_in_two(
+        root,
+        "diff",
+        || one(r, index, first),
+        |spare| fresh_index(&spare.repo).and_then(|index| one(spare, &index, second)),
+    )
 }
 
 /// Diff options limited to exact repository paths.

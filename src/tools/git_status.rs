@@ -377,24 +377,12 @@ fn worktree_split(
     let repo = &r.repo;
     let groups = split_for_threads(r, index);
     Ok(match groups.as_slice() {
-        [first, second] => {
-            let spare = cache.lend_spare(root)?;
-            let (mine, (spare, theirs)) = std::thread::scope(|scope| {
-                let helper = scope.spawn(move || {
-                    let result = worktree_changes(&spare, &spare.repo, Some(second));
-                    (spare, result)
-                });
-                let mine = worktree_changes(r, repo, Some(first));
-                let theirs = helper
-                    .join()
-                    .map_err(|_| ToolError::new("internal error: a status thread panicked"));
-                theirs.map(|t| (mine, t))
-            })?;
-            cache.give_back(spare);
-            let mut all = mine?;
-            all.extend(theirs?);
-            all
-        }
+        [first, second] => cache.split_in_two(
+            root,
+            "status",
+            || worktree_changes(r, repo, Some(first)),
+            |spare| worktree_changes(spare, &spare.repo, Some(second)),
+        )?,
         _ => worktree_changes(r, repo, None)?,
     })
 }

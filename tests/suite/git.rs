@@ -391,6 +391,17 @@ async fn diff_driven_by_stat_data_still_sees_every_change() {
 /// counts and the order of the patch are still those of `git diff`.
 #[tokio::test]
 async fn a_diff_of_many_files_matches_git_numstat() {
+    many_files_diff_matches_numstat(false).await;
+}
+
+/// The same where an attributes file rules out patches made from the blob and
+/// the file's bytes: libgit2 diffs every file, split between two threads.
+#[tokio::test]
+async fn a_libgit2_diff_of_many_files_matches_git_numstat() {
+    many_files_diff_matches_numstat(true).await;
+}
+
+async fn many_files_diff_matches_numstat(attributes: bool) {
     let env = TestEnv::new();
     let files: Vec<(String, String)> = (0..600)
         .map(|i| {
@@ -402,6 +413,9 @@ async fn a_diff_of_many_files_matches_git_numstat() {
         .collect();
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     env.init_repo(&refs);
+    if attributes {
+        std::fs::write(env.path(".git/info/attributes"), "*.txt diff\n").unwrap();
+    }
     for i in (0..600).step_by(5) {
         let path = format!("m{}/f{i:03}.txt", i % 9);
         if i % 25 == 0 {
@@ -565,6 +579,37 @@ async fn status_agrees_with_the_git_cli() {
 
     let client = env.client().await;
     assert_status_is_the_clis(&env, &client).await;
+}
+
+/// Where the stat-data scan does not apply (`core.ignorecase`), libgit2 scans
+/// the work tree, split by top-level folder between two threads from 1,000
+/// index entries: the halves together must still say what `git status` says.
+#[tokio::test]
+async fn status_split_between_two_threads_agrees_with_the_git_cli() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = (0..1_200)
+        .map(|i| (format!("d{}/f{i:04}.txt", i % 7), format!("file {i}\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    env.init_repo(&refs);
+    env.git(&["config", "core.ignorecase", "true"]);
+    for i in (0..1_200).step_by(37) {
+        let path = format!("d{}/f{i:04}.txt", i % 7);
+        if i % 3 == 0 {
+            std::fs::remove_file(env.path(&path)).unwrap();
+        } else {
+            env.write(&path, format!("changed {i}\n"));
+        }
+    }
+    env.write("d0/new.txt", "n\n");
+    env.write("d6/deep/er/new.txt", "n\n");
+    env.write("zz_new/one.txt", "n\n");
+    env.write("d3/staged.txt", "s\n");
+    env.git(&["add", "d3/staged.txt"]);
+
+    let client = env.client().await;
+    let all = assert_status_is_the_clis(&env, &client).await;
+    assert!(all.len() > 30, "{all:?}");
 }
 
 /// git_status's lines (after the branch and HEAD lines) are exactly
