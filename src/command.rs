@@ -22,7 +22,7 @@ use thiserror::Error;
 pub enum CommandError {
     /// An unquoted character a shell would have acted on.
     #[error(
-        "unquoted `{operator}` at character {column}: a shell would {meaning}, but shell_exec runs one program with its arguments and no shell. Run one command per call; to pass `{operator}` as an ordinary character, put it inside quotes (e.g. '{operator}')"
+        "unquoted `{operator}` at character {column}: a shell would {meaning}, but shell_exec runs one program with its arguments and no shell. Run one command per call; to pass `{operator}` as an ordinary character, put it inside quotes (e.g. '{operator}'){later}"
     )]
     Operator {
         /// The operator as written (`;`, `&&`, `$(`, `*`, …).
@@ -31,6 +31,9 @@ pub enum CommandError {
         column: usize,
         /// What a shell would have done with it.
         meaning: &'static str,
+        /// The unquoted operators after it, so that one retry can fix them
+        /// all (`. Also unquoted: `|` at character 12`), or empty.
+        later: String,
     },
     #[error("the {kind} quote opened at character {column} is never closed; close it or escape it with `\\`")]
     UnclosedQuote { kind: &'static str, column: usize },
@@ -41,7 +44,7 @@ pub enum CommandError {
     #[error("command is empty; give a program and its arguments, e.g. `git status`")]
     Empty,
     #[error(
-        "command `{command}` is not allowed; it must start with one of: {allowed} (set SHELL_ALLOWLIST to change the list){hint}"
+        "command `{command}` is not allowed; it must start with one of: {allowed} (the operator's SHELL_ALLOWLIST setting; no other spelling or wrapper gets around it){hint}"
     )]
     NotAllowed {
         command: String,
@@ -138,10 +141,12 @@ pub fn split(command: &str) -> Result<Vec<String>, CommandError> {
             },
             _ => {
                 if let Some((operator, meaning)) = operator_at(&cs, i, !in_word) {
+                    let later = operators_after(&cs, &operator, i);
                     return Err(CommandError::Operator {
                         operator,
                         column: i + 1,
                         meaning,
+                        later,
                     });
                 }
                 word.push(c);
@@ -154,6 +159,67 @@ pub fn split(command: &str) -> Result<Vec<String>, CommandError> {
         words.push(word);
     }
     Ok(words)
+}
+
+/// How many characters of the command line an operator as shown stands for
+/// (a line break is shown as `\n`).
+fn source_len(operator: &str) -> usize {
+    match operator {
+        "\\n" | "\\r" => 1,
+        _ => operator.chars().count(),
+    }
+}
+
+/// The unquoted operators after `first` (which starts at `cs[from]`), as a
+/// sentence for the refusal of the first one (empty when there are none).
+/// Quotes and backslashes are skipped as [`split`] reads them; a bracket or
+/// backquote that closes one opened before it is part of that operator, not
+/// another one.
+fn operators_after(cs: &[char], first: &str, from: usize) -> String {
+    let closer = |c: char| match c {
+        '(' => Some(')'),
+        '{' => Some('}'),
+        '[' => Some(']'),
+        '`' => Some('`'),
+        _ => None,
+    };
+    let mut open: Vec<char> = first.chars().filter_map(closer).collect();
+    let mut found: Vec<String> = Vec::new();
+    let mut i = from + source_len(first);
+    while i < cs.len() && found.len() < 8 {
+        match cs[i] {
+            '\\' => i += 2,
+            '\'' | '"' => {
+                let quote = cs[i];
+                let mut j = i + 1;
+                while j < cs.len() && cs[j] != quote {
+                    j += if quote == '"' && cs[j] == '\\' { 2 } else { 1 };
+                }
+                i = j + 1;
+            }
+            c => {
+                let word_start = i == 0 || matches!(cs[i - 1], ' ' | '\t');
+                if open.last() == Some(&c) {
+                    open.pop();
+                    i += 1;
+                    continue;
+                }
+                match operator_at(cs, i, word_start) {
+                    Some((operator, _)) => {
+                        open.extend(operator.chars().filter_map(closer));
+                        found.push(format!("`{operator}` at character {}", i + 1));
+                        i += source_len(&operator);
+                    }
+                    None => i += 1,
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(". Also unquoted: {}.", found.join(", "))
+    }
 }
 
 /// The shell operator starting at `cs[i]` (unquoted), with what a shell would
@@ -442,7 +508,24 @@ mod tests {
             }
             let msg = err.to_string();
             assert!(msg.contains(meaning) && msg.contains("no shell"), "{line:?}: {msg}");
+            assert!(!msg.contains("Also unquoted"), "{line:?}: {msg}");
         }
+        // Every unquoted operator is named in the one refusal, so that one
+        // retry can fix them all; quoted ones are not.
+        let later = |line: &str| match split(line) {
+            Err(CommandError::Operator { later, .. }) => later,
+            other => panic!("{line:?}: {other:?}"),
+        };
+        assert_eq!(
+            later("cargo test 2>&1 | tail -5"),
+            ". Also unquoted: `|` at character 17."
+        );
+        assert_eq!(
+            later("echo \"$(x)\"; ls > out '|'"),
+            ". Also unquoted: `>` at character 17."
+        );
+        assert_eq!(later("ls\nid; x"), ". Also unquoted: `;` at character 6.");
+        assert_eq!(later("ls | wc 'a;b' \\; \"c|d\""), "");
         assert_eq!(
             split("echo 'open"),
             Err(CommandError::UnclosedQuote {

@@ -93,6 +93,7 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
         ));
     }
     let changes = parse::parse(text)?;
+    let hunks: usize = changes.iter().map(|c| c.hunks.len().max(1)).sum();
     let mut plan = Plan::new();
     let mut failures: Vec<String> = Vec::new();
     for change in changes {
@@ -104,12 +105,17 @@ pub fn plan(workspace: &Workspace, text: &str) -> Result<Plan, String> {
     if !failures.is_empty() {
         let n = failures.len();
         return Err(format!(
-            "{}\n{} no file was changed. Read the file(s) again (filesystem_read with line_numbers: true) and make the failing hunk(s) match the current content; hunks that did apply need no change.",
+            "{}\n{} no file was changed. Read the file(s) again (filesystem_read with line_numbers: true) and make the failing hunk(s) match the current content{}",
             failures.join("\n"),
             if n == 1 {
                 "1 problem;".to_owned()
             } else {
                 format!("{n} problems;")
+            },
+            if hunks > n {
+                "; the other hunks fit and need no change."
+            } else {
+                "."
             }
         ));
     }

@@ -71,19 +71,33 @@ pub struct Placement {
     pub matched: Fuzz,
     /// The header's line counts disagreed with the body and were recounted.
     pub recounted: bool,
+    /// Other lines where the hunk's lines also match (at most 8), when it
+    /// was placed away from its header's line: the nearest match was taken.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_matches_at: Vec<usize>,
 }
 
 impl Placement {
-    /// `hunk 2 @ line 41 (+2 from the header; recounted)`.
+    /// `hunk 2 at line 41 (2 lines below the header's line 39; header counts recounted)`.
     pub fn describe(&self) -> String {
         let mut notes = Vec::new();
+        let hinted = self.hinted_line.unwrap_or(0);
         match self.offset {
             Some(0) => notes.push("where the header said".to_owned()),
             Some(d) => notes.push(format!(
-                "{d:+} lines from the header's {}",
-                self.hinted_line.unwrap_or(0)
+                "{} line{} {} the header's line {hinted}",
+                d.unsigned_abs(),
+                if d.unsigned_abs() == 1 { "" } else { "s" },
+                if d > 0 { "below" } else { "above" }
             )),
             None => notes.push("no line number: placed by its lines".to_owned()),
+        }
+        if !self.also_matches_at.is_empty() {
+            let lines: Vec<String> = self.also_matches_at.iter().map(|l| l.to_string()).collect();
+            notes.push(format!(
+                "its lines also match at line {}; the one nearest the header was taken: check it is the place meant",
+                lines.join(", ")
+            ));
         }
         match self.matched {
             Fuzz::Exact => {}
@@ -181,6 +195,7 @@ pub fn apply(base: &str, hunks: &[Hunk], shown: &str) -> Result<(String, Vec<Pla
                         offset: found.header.map(|h| found.at as isize - h as isize),
                         matched: found.fuzz,
                         recounted: hunk.recounted(),
+                        also_matches_at: found.others.iter().map(|at| at + 1).collect(),
                     },
                 });
             }
@@ -217,6 +232,8 @@ struct Found {
     /// The index the header itself names.
     header: Option<usize>,
     indent: Vec<Reindent>,
+    /// The other places the lines matched, when one was chosen by nearness.
+    others: Vec<usize>,
 }
 
 /// How to re-indent inserted lines when the hunk matched with its
@@ -385,6 +402,7 @@ fn place_one(
             fuzz: Fuzz::Exact,
             header,
             indent: Vec::new(),
+            others: Vec::new(),
         });
     }
 
@@ -457,11 +475,17 @@ fn place_one(
         } else {
             Vec::new()
         };
+        // Chosen by nearness among several: the others are named.
+        let others = match header {
+            Some(h) if at != h => found.iter().copied().filter(|&o| o != at).take(8).collect(),
+            _ => Vec::new(),
+        };
         return Ok(Found {
             at,
             fuzz,
             header,
             indent,
+            others,
         });
     }
     Err(explain_missing(lines, hunk, &pre, moved.unwrap_or(from), None))
@@ -501,10 +525,14 @@ fn explain_missing(
     if let Some(a) = anchor_missing {
         text.push_str(&format!("Its anchor `{}` is not in the file either.\n", shorten(&a)));
     }
-    text.push_str(&format!(
-        "The hunk expects these lines near line {} (context and '-' lines):\n",
-        near + 1
-    ));
+    if hunk.old_start.is_some() {
+        text.push_str(&format!(
+            "The hunk expects these lines near line {} (context and '-' lines):\n",
+            near + 1
+        ));
+    } else {
+        text.push_str("The hunk (no line number in its header) expects these lines (context and '-' lines):\n");
+    }
     let marked: Vec<&HunkLine> = hunk.lines.iter().filter(|l| l.kind != LineKind::Insert).collect();
     for l in marked.iter().take(SHOW) {
         let mark = if l.kind == LineKind::Delete { '-' } else { ' ' };
@@ -659,6 +687,44 @@ mod tests {
         assert!(out.contains("l10\neleven\nl12\n"));
         assert_eq!(placed[0].line, 10);
         assert_eq!(placed[0].offset, Some(2));
+        assert_eq!(
+            placed[0].describe(),
+            "hunk 1 at line 10 (2 lines below the header's line 8)"
+        );
+        assert!(placed[0].also_matches_at.is_empty());
+    }
+
+    /// A hunk whose lines match in several places away from its header goes
+    /// to the nearest, and the answer names the others so that the agent can
+    /// check the right one was changed.
+    #[test]
+    fn a_hunk_placed_among_several_matches_names_the_others() {
+        let block = "fn check() {\n    run();\n}\n";
+        let base = format!("{block}// a\n// b\n// c\n{block}// d\n{block}");
+        let patch = "--- a/f\n+++ b/f\n@@ -6,3 +6,3 @@\n fn check() {\n-    run();\n+    run_twice();\n }\n";
+        let (out, placed) = run(&base, patch).unwrap();
+        assert_eq!(out.matches("run_twice").count(), 1);
+        assert_eq!(placed[0].line, 7);
+        assert_eq!(placed[0].also_matches_at, vec![1, 11]);
+        let said = placed[0].describe();
+        assert!(
+            said.starts_with("hunk 1 at line 7 (1 line below the header's line 6; its lines also match at line 1, 11;"),
+            "{said}"
+        );
+        // Where the header's line holds the lines, nothing else is named.
+        let patch = patch.replace("@@ -6,3 +6,3 @@", "@@ -7,3 +7,3 @@");
+        let (_, placed) = run(&base, &patch).unwrap();
+        assert!(placed[0].also_matches_at.is_empty());
+        assert_eq!(placed[0].describe(), "hunk 1 at line 7 (where the header said)");
+    }
+
+    /// A hunk without a line number that does not fit is not said to be
+    /// expected "near" a line; a patch of one hunk is not told about others.
+    #[test]
+    fn a_bare_hunk_that_does_not_fit_names_no_line_it_never_gave() {
+        let err = run("alpha\nbeta\n", "--- a/f\n+++ b/f\n@@\n alpha\n-gamma\n+delta\n").unwrap_err();
+        assert!(err[0].contains("(no line number in its header)"), "{err:?}");
+        assert!(!err[0].contains("near line"), "{err:?}");
     }
 
     /// Found by the `patch` fuzz target: a file ending in a bare CR, and

@@ -220,7 +220,7 @@ fn not_found(text: &str, wanted: &str, shown: &str, label: &str) -> String {
     if matched == width && width == want.len() {
         let tabs = (0..width).any(|i| file[at + i].contains('\t') && !want[i].contains('\t'));
         msg.push_str(&format!(
-            " Lines {}-{} hold the same text with different whitespace or indentation{}; copy them exactly as shown:\n",
+            " Lines {}-{} hold the same text with different whitespace or indentation{}; '!' marks the lines that differ; copy them exactly as shown (after the '| '):\n",
             at + 1,
             at + width,
             if tabs {

@@ -146,8 +146,8 @@ impl Tool for GitDiff {
         }
         if output.untracked_not_looked_for {
             text.push_str(
-                "\n[execlayer: untracked (new) files are not in this diff; pass `untracked: true` to include them \
-                 as new-file diffs (git_status lists them)]\n",
+                "\n[execlayer: new (untracked) files were not looked for and are not in this diff; if you created \
+                 any, git_status lists them and `untracked: true` diffs them as new files]\n",
             );
         }
         if !output.untracked.is_empty() {

@@ -524,9 +524,9 @@ async fn plain_file_patches_are_libgit2s_own() {
         })
         .unwrap();
         let t = text(&r);
-        let (patch, note) = t.split_at(t.find("\n[execlayer: untracked (new) files").unwrap_or(t.len()));
+        let (patch, note) = t.split_at(t.find("\n[execlayer: new (untracked) files").unwrap_or(t.len()));
         assert_eq!(patch, String::from_utf8_lossy(&expected), "context {context}");
-        assert!(note.contains("are not in this diff"), "{note}");
+        assert!(note.contains("not looked for"), "{note}");
         let files = structured(&r)["files"].as_array().unwrap().clone();
         assert_eq!(files.len(), diff.deltas().len());
         let binary = files.iter().find(|f| f["path"] == "binary.bin").unwrap();
@@ -846,7 +846,7 @@ async fn diff_names_untracked_files_and_includes_them_on_request() {
     env.write("target/debug/out.txt", "ignored\n");
     let client = env.client().await;
 
-    let hint = "[execlayer: untracked (new) files are not in this diff; pass `untracked: true`";
+    let hint = "[execlayer: new (untracked) files were not looked for and are not in this diff";
     let r = call(&client, "git_diff", json!({})).await;
     let t = text(&r);
     // Clients (the Python SDK does) validate structured results against the
