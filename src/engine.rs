@@ -531,7 +531,19 @@ impl Engine {
             } else {
                 let (via, id, answer) = match approval {
                     ApprovalSource::Granted { via, id, remember } => (via, id, ApprovalAnswer::Approved(remember)),
-                    ApprovalSource::Defer => return Ok(CallOutcome::NeedsInput(question())),
+                    ApprovalSource::Defer => {
+                        // The question goes back with the answer; the retry
+                        // that carries the human's answer is recorded on its
+                        // own. This line shows a question never answered.
+                        record.approval = Some(ApprovalNote {
+                            via: "input_required".into(),
+                            id: None,
+                            answer: Some("asked".into()),
+                        });
+                        record.decision = Decision::ApprovalRequired;
+                        self.append(record, started);
+                        return Ok(CallOutcome::NeedsInput(question()));
+                    }
                     ApprovalSource::Refused { via, reason } => (via, None, ApprovalAnswer::Denied(reason)),
                     ApprovalSource::Ask(approver) => {
                         let q = question();
@@ -868,17 +880,21 @@ impl Engine {
     /// Writes the audit line, then hands the response back.
     fn finish(&self, mut record: AuditRecord, started: Instant, response: ToolResponse) -> ToolResponse {
         record.decision = response.decision;
-        record.duration_ms = started.elapsed().as_millis() as u64;
         if response.decision == Decision::Allowed {
             record.outcome = Some(if response.is_error { "error" } else { "ok" }.into());
         }
         if response.is_error {
             record.error = Some(crate::tools::truncate_str(&response.text, 300).0.to_owned());
         }
+        self.append(record, started);
+        response
+    }
+
+    fn append(&self, mut record: AuditRecord, started: Instant) {
+        record.duration_ms = started.elapsed().as_millis() as u64;
         if let Err(e) = self.audit.append(&record) {
             tracing::error!(error = %e, path = %self.audit.path().display(), "cannot append to the audit log");
         }
-        response
     }
 }
 

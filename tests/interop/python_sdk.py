@@ -326,7 +326,9 @@ class Rememberer:
 
 def audit_of(ws: Workspace, tool: str) -> list[dict]:
     lines = [json.loads(line) for line in ws.audit.read_text().splitlines() if line.strip()]
-    return [line for line in lines if line["tool"] == tool and line.get("client") != "operator"]
+    # Calls as they ended: not the operator's, not 2026-07-28 question rounds.
+    return [line for line in lines if line["tool"] == tool and line.get("client") != "operator"
+            and (line.get("approval") or {}).get("answer") != "asked"]
 
 
 RULES = [

@@ -376,6 +376,14 @@ async fn request_state_is_bound_sealed_and_single_use() {
     };
     let state = required.request_state.clone().unwrap();
     assert!(required.input_requests.as_ref().unwrap().contains_key("approval"));
+    // The question is on record, so that one never answered (the client gone,
+    // the human away) is seen in the audit log, with nothing run.
+    let asked = env.audit_lines().pop().unwrap();
+    assert_eq!(asked["tool"], "filesystem_write");
+    assert_eq!(asked["decision"], "approval_required");
+    assert_eq!(asked["approval"]["via"], "input_required");
+    assert_eq!(asked["approval"]["answer"], "asked");
+    assert!(asked.get("outcome").is_none(), "{asked}");
 
     let complete = |r: CallToolResponse| match r {
         CallToolResponse::Complete(c) => c,

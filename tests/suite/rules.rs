@@ -135,10 +135,13 @@ fn with_rules(env: &TestEnv, rules: Value) {
 }
 
 /// The audit lines of `tool` calls (operators' answers left out).
+/// The audit lines of `tool`'s calls as they ended: without the operator's
+/// and without the 2026-07-28 question rounds (`input_required` … `asked`),
+/// which the retry carrying the answer follows.
 fn calls_of(env: &TestEnv, tool: &str) -> Vec<Value> {
     env.audit_lines()
         .into_iter()
-        .filter(|l| l["tool"] == tool && l["client"] != "operator")
+        .filter(|l| l["tool"] == tool && l["client"] != "operator" && l["approval"]["answer"] != "asked")
         .collect()
 }
 
