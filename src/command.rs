@@ -161,11 +161,12 @@ pub fn split(command: &str) -> Result<Vec<String>, CommandError> {
     Ok(words)
 }
 
-/// How many characters of the command line an operator as shown stands for
-/// (a line break is shown as `\n`).
+/// How many characters of the command line to step over after an operator
+/// as shown (a line break is shown as `\n`; the quote of `$'` opens quoted
+/// text, which is read as such).
 fn source_len(operator: &str) -> usize {
     match operator {
-        "\\n" | "\\r" => 1,
+        "\\n" | "\\r" | "$'" => 1,
         _ => operator.chars().count(),
     }
 }
@@ -526,6 +527,7 @@ mod tests {
         );
         assert_eq!(later("ls\nid; x"), ". Also unquoted: `;` at character 6.");
         assert_eq!(later("ls | wc 'a;b' \\; \"c|d\""), "");
+        assert_eq!(later("echo $'a;b' | x"), ". Also unquoted: `|` at character 13.");
         assert_eq!(
             split("echo 'open"),
             Err(CommandError::UnclosedQuote {
