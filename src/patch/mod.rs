@@ -252,16 +252,49 @@ impl Plan {
 
     /// The unified diff of every planned change, file by file, with paths
     /// relative to `root`.
+    /// A rename is shown as one (`rename a -> b`, then what changed between
+    /// the old file and the new one, if anything), not as the old file
+    /// deleted and the new one added.
     pub fn diff(&self, root: &std::path::Path) -> String {
+        let shown = |path: &std::path::Path| {
+            path.strip_prefix(root)
+                .map(crate::workspace::display_relative)
+                .unwrap_or_else(|_| path.display().to_string())
+        };
+        let original = |path: &std::path::Path| {
+            let bytes = self.originals.get(path).cloned().flatten().unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        let renames: Vec<(&str, &str)> = self
+            .files
+            .iter()
+            .filter(|f| f.action == Action::Rename)
+            .filter_map(|f| Some((f.old_path.as_deref()?, f.path.as_str())))
+            .collect();
         let mut out = String::new();
         for (path, new) in &self.writes {
-            let old = self.originals.get(path).cloned().flatten().unwrap_or_default();
-            let old = String::from_utf8_lossy(&old);
-            let shown = path
-                .strip_prefix(root)
-                .map(crate::workspace::display_relative)
-                .unwrap_or_else(|_| path.display().to_string());
-            out.push_str(&diff::unified(&shown, &old, new.as_deref().unwrap_or("")).0);
+            let name = shown(path);
+            if new.is_none() && renames.iter().any(|(from, _)| *from == name) {
+                continue; // shown with its new name
+            }
+            let new = new.as_deref().unwrap_or("");
+            let Some((from, _)) = renames.iter().find(|(_, to)| *to == name) else {
+                out.push_str(&diff::unified(&name, &original(path), new).0);
+                continue;
+            };
+            // The old file's content, wherever the plan found it.
+            let old = self
+                .writes
+                .keys()
+                .find(|p| shown(p) == *from)
+                .map(|p| original(p))
+                .unwrap_or_default();
+            let changes = diff::unified(&name, &old, new).0;
+            out.push_str(&format!(
+                "rename {from} -> {name}{}\n",
+                if changes.is_empty() { " (content unchanged)" } else { "" }
+            ));
+            out.push_str(&changes);
         }
         out
     }

@@ -51,6 +51,10 @@ pub struct Params {
     /// Match letters in either case. Default false.
     #[serde(default)]
     pub case_insensitive: bool,
+    /// Match `pattern` as plain text, not as a regular expression: `fn run(`
+    /// and `a.b[0]` find themselves. Default false.
+    #[serde(default)]
+    pub literal: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -76,10 +80,31 @@ pub struct Output {
     pub truncated: bool,
 }
 
+/// Why `pattern` cannot be searched for, said about the pattern as the agent
+/// wrote it (the matcher's own message shows it wrapped in a group), with
+/// the way out.
+fn pattern_error(params: &Params, matcher_says: &str) -> String {
+    if params.pattern.contains(['\n', '\r']) || params.pattern.contains("\\n") {
+        return format!(
+            "pattern cannot be searched for: {matcher_says}\nThe search matches one line at a time, so a pattern cannot match a line break: search for one line of the text."
+        );
+    }
+    if params.literal {
+        return format!("pattern cannot be searched for: {matcher_says}");
+    }
+    let why = match regex::Regex::new(&params.pattern) {
+        Err(e) => e.to_string(),
+        Ok(_) => matcher_says.to_owned(),
+    };
+    format!(
+        "pattern is not a valid regular expression:\n{why}\nTo search for the text as written, pass `literal: true`; or escape the characters a regular expression treats specially with `\\` (`\\(` `\\)` `\\[` `\\{{` `\\.` `\\*` `\\+` `\\?` `\\|` `\\^` `\\$`)."
+    )
+}
+
 impl Tool for FilesystemSearch {
     const NAME: &'static str = "filesystem_search";
     const TITLE: &'static str = "Search files";
-    const DESCRIPTION: &'static str = "Search the workspace's text files for a regular expression, line by line, honouring .gitignore. Returns each match as `path:line_number: line` in the text, sorted by path (the structured result lists path and line_number), at most max_results: when more exist, the first ones in path order and `truncated: true`. Binary files (a NUL byte in the first block) are skipped. Optional: a starting path, a glob filter, case-insensitive matching.";
+    const DESCRIPTION: &'static str = "Search the workspace's text files for a regular expression, line by line, honouring .gitignore. Returns each match as `path:line_number: line` in the text, sorted by path (the structured result lists path and line_number), at most max_results: when more exist, the first ones in path order and `truncated: true`. Binary files (a NUL byte in the first block) are skipped. Optional: a starting path, a glob filter, case-insensitive matching, `literal: true` to match the pattern as plain text (for code with parentheses, brackets, dots).";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -96,18 +121,19 @@ impl Tool for FilesystemSearch {
                 "max_results must be from 1 to {MAX_RESULTS}; got {max}"
             )));
         }
+        let pattern = if params.literal {
+            regex::escape(&params.pattern)
+        } else {
+            params.pattern.clone()
+        };
         let matcher = RegexMatcherBuilder::new()
             .case_insensitive(params.case_insensitive)
             .multi_line(true)
             .line_terminator(Some(b'\n'))
             .crlf(true)
             .size_limit(8 * 1024 * 1024)
-            .build(&params.pattern)
-            .map_err(|e| {
-                ToolError::new(format!(
-                    "pattern is not a valid regular expression: {e} (the pattern is matched one line at a time, so it cannot match a line break)"
-                ))
-            })?;
+            .build(&pattern)
+            .map_err(|e| ToolError::new(pattern_error(&params, &e.to_string())))?;
         let start = ctx
             .workspace
             .resolve(params.path.as_deref().unwrap_or("."), Access::Read)?;

@@ -80,7 +80,7 @@ pub struct Output {
 impl Tool for GitDiff {
     const NAME: &'static str = "git_diff";
     const TITLE: &'static str = "Git diff";
-    const DESCRIPTION: &'static str = "Show a unified diff of the workspace repository: unstaged changes by default, staged changes with `staged: true`, or the work tree against a revision with `base`. Untracked (new) files are not diffed unless `untracked: true` (with `paths`, those among them are named after the patch). Optional: limit to paths, set context lines. The patch text is in the text content block (at most 512 KiB); the structured result lists each file with +/- counts.";
+    const DESCRIPTION: &'static str = "Show a unified diff of the workspace repository: unstaged changes by default, staged changes with `staged: true`, or the work tree against a revision with `base`. Untracked (new) files are not diffed unless `untracked: true` (with `paths`, those among them are named after the patch); with it, a file moved by hand (old name gone, new one untracked) is shown as a rename. Optional: limit to paths, set context lines. The patch text is in the text content block (at most 512 KiB); the structured result lists each file with +/- counts.";
     const RISK: Risk = Risk::Low;
     const ANNOTATIONS: Annotations = Annotations::READ_ONLY;
     type Params = Params;
@@ -285,7 +285,7 @@ fn diff(
                 let diff = repo
                     .diff_index_to_workdir(Some(&index), Some(&mut opts))
                     .map_err(|e| git_error("cannot compute the diff", e))?;
-                chunks.extend(chunks_of(r, diff)?);
+                chunks.extend(chunks_of(r, diff, false)?);
             }
             chunks.sort_by(|a, b| a.key.cmp(&b.key));
             tracing::debug!(
@@ -304,7 +304,7 @@ fn diff(
         )
     };
     let diff = diff.map_err(|e| git_error("cannot compute the diff", e))?;
-    let mut chunks = chunks_of(r, diff)?;
+    let mut chunks = chunks_of(r, diff, params.untracked)?;
     let mut untracked = Vec::new();
     if !params.untracked {
         let (new, tracked): (Vec<Chunk>, Vec<Chunk>) = chunks.into_iter().partition(|c| c.stat.status == "untracked");
@@ -506,7 +506,7 @@ fn unstaged_split(
             .repo
             .diff_index_to_workdir(Some(index), Some(&mut opts))
             .map_err(|e| git_error("cannot compute the diff", e));
-        chunks_of(repo, diff?)
+        chunks_of(repo, diff?, false)
     };
     cache.split_in_two(
         root,
@@ -557,9 +557,11 @@ fn output(compared: String, chunks: Vec<Chunk>, mut untracked: Vec<String>) -> O
 
 /// Finds renames, then formats each file's patch and counts its added and
 /// removed lines in one pass; one chunk per file, in the diff's order.
-fn chunks_of(r: &Repo, mut diff: git2::Diff<'_>) -> Result<Vec<Chunk>, ToolError> {
+/// `untracked_renames`: a new (untracked) file may be the new name of a
+/// deleted one, as `git add -N` then `git diff` would show it.
+fn chunks_of(r: &Repo, mut diff: git2::Diff<'_>, untracked_renames: bool) -> Result<Vec<Chunk>, ToolError> {
     let mut find = git2::DiffFindOptions::new();
-    find.renames(true);
+    find.renames(true).for_untracked(untracked_renames);
     diff.find_similar(Some(&mut find))
         .map_err(|e| git_error("cannot detect renames", e))?;
     let mut chunks: Vec<Chunk> = Vec::with_capacity(diff.deltas().len());

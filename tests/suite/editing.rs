@@ -182,3 +182,44 @@ async fn a_call_that_cannot_succeed_is_refused_before_anyone_is_asked() {
         assert!(refused.iter().all(|l| l.get("approval").is_none_or(Value::is_null)));
     }
 }
+
+/// A rename is asked about as a rename: the human sees `rename a -> b` and
+/// what changed inside, not the whole file deleted and added again.
+#[tokio::test]
+async fn a_rename_is_asked_about_as_a_rename() {
+    let version = ProtocolVersion::V_2025_11_25;
+    let env = TestEnv::strict();
+    let original = real("textwrap.py");
+    env.write("lib/textwrap.py", &original);
+    env.write("lib/other.py", "x = 1\n");
+    let human = Human::new(Answer::Yes, version.clone());
+    let client = human_client(&env, &human, version).await;
+
+    let pure = "diff --git a/lib/textwrap.py b/lib/wrap.py\nsimilarity index 100%\nrename from lib/textwrap.py\nrename to lib/wrap.py\n";
+    let r = call(&client, "apply_patch", json!({"patch": pure})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let question = human.questions().pop().unwrap();
+    assert!(
+        question.contains("rename lib/textwrap.py -> lib/wrap.py (content unchanged)"),
+        "{question}"
+    );
+    assert!(!question.contains("-def dedent(text):"), "{question}");
+    assert_eq!(env.read("lib/wrap.py"), original);
+    assert!(!env.path("lib/textwrap.py").exists());
+
+    // Renamed and changed, beside another file's change: each shown once.
+    let patch = "diff --git a/lib/wrap.py b/lib/textwrap.py\nsimilarity index 99%\nrename from lib/wrap.py\nrename to lib/textwrap.py\n--- a/lib/wrap.py\n+++ b/lib/textwrap.py\n@@ -434,2 +434,2 @@ def dedent(text):\n     margin = None\n-    text = _whitespace_only_re.sub('', text)\n+    text = _whitespace_only_re.sub('', text)  # blank lines\n--- a/lib/other.py\n+++ b/lib/other.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n";
+    let r = call(&client, "apply_patch", json!({"patch": patch})).await;
+    assert!(!is_error(&r), "{}", text(&r));
+    let question = human.questions().pop().unwrap();
+    assert!(
+        question.contains("rename lib/wrap.py -> lib/textwrap.py\n"),
+        "{question}"
+    );
+    assert!(
+        question.contains("+    text = _whitespace_only_re.sub('', text)  # blank lines"),
+        "{question}"
+    );
+    assert!(question.contains("+x = 2"), "{question}");
+    assert_eq!(question.matches("-def dedent").count(), 0, "{question}");
+}

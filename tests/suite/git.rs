@@ -960,4 +960,33 @@ async fn diff_names_untracked_files_and_includes_them_on_request() {
 
     let r = call(&client, "git_diff", json!({"untracked": true, "staged": true})).await;
     assert_tool_error(&r, "`untracked` and `staged` cannot be combined");
+
+    // A file moved by hand (the old name gone, the new one untracked) is a
+    // rename with `untracked: true`, as `git add -N` then `git diff` shows
+    // it, not a deletion and a new file; the patch moves it.
+    std::fs::rename(env.path("src/lib.rs"), env.path("src/repo.rs")).unwrap();
+    let r = call(&client, "git_diff", json!({"untracked": true, "paths": ["src"]})).await;
+    let t = text(&r);
+    assert!(t.contains("rename from src/lib.rs\nrename to src/repo.rs\n"), "{t}");
+    assert!(t.contains("+// changed"), "{t}");
+    assert!(!t.contains("deleted file mode"), "{t}");
+    let files = structured(&r)["files"].as_array().unwrap().clone();
+    let moved = files.iter().find(|f| f["path"] == "src/repo.rs").unwrap();
+    assert_eq!(moved["status"], "renamed", "{t}");
+    assert_eq!(
+        (moved["additions"].as_u64(), moved["deletions"].as_u64()),
+        (Some(1), Some(0))
+    );
+    git_in(copy.path(), &["checkout", "-q", "--", "."]);
+    git_in(copy.path(), &["clean", "-qfd"]);
+    std::fs::write(&patch, &t).unwrap();
+    git_in(copy.path(), &["apply", patch.to_str().unwrap()]);
+    assert!(!copy.path().join("src/lib.rs").exists());
+    assert_eq!(
+        std::fs::read(copy.path().join("src/repo.rs")).unwrap(),
+        std::fs::read(env.path("src/repo.rs")).unwrap()
+    );
+    // Without `untracked`, git_diff says what git diff says: a deletion.
+    let r = call(&client, "git_diff", json!({"paths": ["src"]})).await;
+    assert!(text(&r).contains("deleted file mode"), "{}", text(&r));
 }

@@ -227,6 +227,32 @@ async fn search_finds_lines_honours_gitignore_glob_and_case() {
         &call(&client, "filesystem_search", json!({"pattern": "(unclosed"})).await,
         "not a valid regular expression",
     );
+    // Code as written: the error is about the pattern as given (not the
+    // matcher's wrapped copy) and names the way out, which finds it.
+    let r = call(&client, "filesystem_search", json!({"pattern": "fn beta() {"})).await;
+    assert_tool_error(&r, "pass `literal: true`");
+    assert!(
+        !text(&r).contains("(?:") && !text(&r).contains("line break"),
+        "{}",
+        text(&r)
+    );
+    let r = call(
+        &client,
+        "filesystem_search",
+        json!({"pattern": "fn beta() {", "literal": true}),
+    )
+    .await;
+    assert_eq!(text(&r), "src/a.rs:2: fn beta() {}\n");
+    let r = call(
+        &client,
+        "filesystem_search",
+        json!({"pattern": "a.pha", "literal": true}),
+    )
+    .await;
+    assert!(structured(&r)["matches"].as_array().unwrap().is_empty(), "{}", text(&r));
+    // A pattern spanning lines is refused, saying why.
+    let r = call(&client, "filesystem_search", json!({"pattern": "alpha\\nbeta"})).await;
+    assert_tool_error(&r, "one line at a time");
 }
 
 #[tokio::test]
