@@ -20,29 +20,34 @@ pub fn unified(path: &str, old: &str, new: &str) -> (String, usize, usize) {
     let (ab, bb) = (old.as_bytes(), new.as_bytes());
     let head = common_prefix(ab, bb);
     let tail = common_suffix(&ab[head..], &bb[head..]);
+    // The prefix and suffix are counted in bytes and may end inside a
+    // character (`é` and `è` share their first byte): they are walked as
+    // bytes, to line boundaries, which are character boundaries.
+    let newline_before = |bytes: &[u8]| bytes.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    let newline_after = |bytes: &[u8]| bytes.iter().position(|&c| c == b'\n').map_or(bytes.len(), |i| i + 1);
     // Back to the start of the line holding the first change, then CONTEXT more.
-    let mut begin = old[..head].rfind('\n').map_or(0, |i| i + 1);
+    let mut begin = newline_before(&ab[..head]);
     for _ in 0..CONTEXT {
         if begin == 0 {
             break;
         }
-        begin = old[..begin - 1].rfind('\n').map_or(0, |i| i + 1);
+        begin = newline_before(&ab[..begin - 1]);
     }
     // On to the end of the line holding the last change, then CONTEXT more; the
     // suffix is the same bytes in both texts, so both move by the same amount.
     let (a_end, b_end) = (ab.len() - tail, bb.len() - tail);
-    let shared = &old[a_end..];
+    let shared = &ab[a_end..];
     let at_line_end = |bytes: &[u8], end: usize| end == 0 || bytes[end - 1] == b'\n';
     let mut extra = if at_line_end(ab, a_end) && at_line_end(bb, b_end) {
         0
     } else {
-        shared.find('\n').map_or(shared.len(), |i| i + 1)
+        newline_after(shared)
     };
     for _ in 0..CONTEXT {
         if extra >= shared.len() {
             break;
         }
-        extra += shared[extra..].find('\n').map_or(shared.len() - extra, |i| i + 1);
+        extra += newline_after(&shared[extra..]);
     }
     let start = old.as_bytes()[..begin].iter().filter(|&&c| c == b'\n').count();
     let a_mid = &old[begin..a_end + extra];
@@ -134,6 +139,26 @@ mod tests {
         let (out, placed) = super::super::place::apply(&old, &files[0].hunks, "big.txt").unwrap();
         assert_eq!(out, new);
         assert_eq!(placed[0].offset, Some(0));
+    }
+
+    /// Found by the `patch` fuzz target: the common prefix or suffix, counted
+    /// in bytes, can end inside a character (`é` and `è` share their first
+    /// byte, `é` and `©` their last); the diff must not split it.
+    #[test]
+    fn a_change_inside_a_multibyte_character_is_a_whole_line_change() {
+        let cases = [
+            ("café crème\nsecond\n", "cafè crème\nsecond\n"),
+            ("first\ncafé\n", "first\ncaf©\n"),
+            ("prix: 5 €", "prix: 5 ₤"),
+            ("m 1m\n\u{d3591}", "m 1m\n\u{d3592}\u{20d1}"),
+        ];
+        for (old, new) in cases {
+            let (diff, adds, dels) = unified("f", old, new);
+            assert_eq!((adds, dels), (1, 1), "{old:?} -> {new:?}: {diff}");
+            let files = super::super::parse::parse(&diff).unwrap();
+            let (out, _) = super::super::place::apply(old, &files[0].hunks, "f").unwrap();
+            assert_eq!(out, new, "{diff}");
+        }
     }
 
     /// The fast path must give the same hunks as diffing the whole texts.

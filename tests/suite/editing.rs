@@ -223,3 +223,36 @@ async fn a_rename_is_asked_about_as_a_rename() {
     assert!(question.contains("+x = 2"), "{question}");
     assert_eq!(question.matches("-def dedent").count(), 0, "{question}");
 }
+
+/// Accented letters that share a byte with their replacement (`é` → `è`:
+/// the first byte; `é` → `©`: the last) are edited, answered with their diff
+/// and asked about, like any other change (the diff once split them and
+/// panicked: found by the `patch` fuzz target).
+#[tokio::test]
+async fn an_edit_between_accented_letters_is_diffed_whole() {
+    let env = TestEnv::new();
+    env.write("menu.txt", "Entrées\ncafé crème\nprix: 5 €\n");
+    let client = env.client().await;
+    let r = call(
+        &client,
+        "edit_file",
+        json!({"edits": [
+            {"path": "menu.txt", "old_string": "café", "new_string": "cafè"},
+            {"path": "menu.txt", "old_string": "5 €", "new_string": "5 ₤"}
+        ]}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    for line in ["-café crème\n", "+cafè crème\n", "-prix: 5 €\n", "+prix: 5 ₤\n"] {
+        assert!(text(&r).contains(line), "{line}: {}", text(&r));
+    }
+    assert_eq!(env.read("menu.txt"), "Entrées\ncafè crème\nprix: 5 ₤\n");
+    let r = call(
+        &client,
+        "apply_patch",
+        json!({"patch": "--- a/menu.txt\n+++ b/menu.txt\n@@ -1 +1 @@\n-Entrées\n+Entrée©\n"}),
+    )
+    .await;
+    assert!(!is_error(&r), "{}", text(&r));
+    assert_eq!(env.read("menu.txt"), "Entrée©\ncafè crème\nprix: 5 ₤\n");
+}
