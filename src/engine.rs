@@ -948,4 +948,24 @@ mod tests {
         assert_eq!(args_digest(&a), args_digest(&b));
         assert_ne!(args_digest(&a), args_digest(&serde_json::json!({"b": 2})));
     }
+
+    /// Found by the `jsonrpc_frame` fuzz target: without serde_json's
+    /// `float_roundtrip`, a number read, written and read again could come
+    /// back one unit in the last place apart, so a message forwarded, logged
+    /// or digested again would not be the one received.
+    #[test]
+    fn numbers_survive_a_round_trip_exactly() {
+        for text in [
+            "1.0000000000001845e+32",
+            "1.0000000000001843e+32",
+            "0.30000000000000004",
+            "2.2250738585072014e-308",
+            "9007199254740993.0",
+        ] {
+            let once: Value = serde_json::from_str(text).unwrap();
+            let twice: Value = serde_json::from_str(&once.to_string()).unwrap();
+            assert_eq!(once, twice, "{text}");
+            assert_eq!(once.as_f64(), text.parse::<f64>().ok(), "{text}");
+        }
+    }
 }
