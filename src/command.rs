@@ -68,6 +68,61 @@ pub struct Checked {
 /// refuses unquoted shell operators.
 pub fn split(command: &str) -> Result<Vec<String>, CommandError> {
     let cs: Vec<char> = command.chars().collect();
+    let mut refused = Refused::default();
+    let scanned = scan(&cs, &mut refused);
+    match refused.first {
+        // The first unquoted operator refuses the line, whatever comes after
+        // it; the scan went on only to name the other operators.
+        Some((operator, column, meaning)) => Err(CommandError::Operator {
+            operator,
+            column,
+            meaning,
+            later: if refused.later.is_empty() {
+                String::new()
+            } else {
+                format!(". Also unquoted: {}.", refused.later.join(", "))
+            },
+        }),
+        None => scanned,
+    }
+}
+
+/// The unquoted operators of a refused line: the first (as written, its
+/// column, what a shell would do), the ones after it, and the brackets the
+/// operators opened (a bracket closing one is part of it, not another).
+#[derive(Default)]
+struct Refused {
+    first: Option<(String, usize, &'static str)>,
+    later: Vec<String>,
+    open: Vec<char>,
+}
+
+impl Refused {
+    /// Notes the operator at `cs[i]`, unless it closes one opened before.
+    fn note(&mut self, operator: String, i: usize, meaning: &'static str) {
+        let closer = |c: char| match c {
+            '(' => Some(')'),
+            '{' => Some('}'),
+            '[' => Some(']'),
+            '`' => Some('`'),
+            _ => None,
+        };
+        if self.first.is_some() && self.open.last().map(char::to_string) == Some(operator.clone()) {
+            self.open.pop();
+            return;
+        }
+        self.open.extend(operator.chars().filter_map(closer));
+        if self.first.is_none() {
+            self.first = Some((operator, i + 1, meaning));
+        } else if self.later.len() < 8 {
+            self.later.push(format!("`{operator}` at character {}", i + 1));
+        }
+    }
+}
+
+/// [`split`]'s reading of the line: quotes, backslashes, words; operators
+/// are noted in `refused` and the reading goes on past them.
+fn scan(cs: &[char], refused: &mut Refused) -> Result<Vec<String>, CommandError> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -140,14 +195,11 @@ pub fn split(command: &str) -> Result<Vec<String>, CommandError> {
                 }
             },
             _ => {
-                if let Some((operator, meaning)) = operator_at(&cs, i, !in_word) {
-                    let later = operators_after(&cs, &operator, i);
-                    return Err(CommandError::Operator {
-                        operator,
-                        column: i + 1,
-                        meaning,
-                        later,
-                    });
+                if let Some((operator, meaning)) = operator_at(cs, i, !in_word) {
+                    let step = source_len(&operator);
+                    refused.note(operator, i, meaning);
+                    i += step;
+                    continue;
                 }
                 word.push(c);
                 in_word = true;
@@ -168,58 +220,6 @@ fn source_len(operator: &str) -> usize {
     match operator {
         "\\n" | "\\r" | "$'" => 1,
         _ => operator.chars().count(),
-    }
-}
-
-/// The unquoted operators after `first` (which starts at `cs[from]`), as a
-/// sentence for the refusal of the first one (empty when there are none).
-/// Quotes and backslashes are skipped as [`split`] reads them; a bracket or
-/// backquote that closes one opened before it is part of that operator, not
-/// another one.
-fn operators_after(cs: &[char], first: &str, from: usize) -> String {
-    let closer = |c: char| match c {
-        '(' => Some(')'),
-        '{' => Some('}'),
-        '[' => Some(']'),
-        '`' => Some('`'),
-        _ => None,
-    };
-    let mut open: Vec<char> = first.chars().filter_map(closer).collect();
-    let mut found: Vec<String> = Vec::new();
-    let mut i = from + source_len(first);
-    while i < cs.len() && found.len() < 8 {
-        match cs[i] {
-            '\\' => i += 2,
-            '\'' | '"' => {
-                let quote = cs[i];
-                let mut j = i + 1;
-                while j < cs.len() && cs[j] != quote {
-                    j += if quote == '"' && cs[j] == '\\' { 2 } else { 1 };
-                }
-                i = j + 1;
-            }
-            c => {
-                let word_start = i == 0 || matches!(cs[i - 1], ' ' | '\t');
-                if open.last() == Some(&c) {
-                    open.pop();
-                    i += 1;
-                    continue;
-                }
-                match operator_at(cs, i, word_start) {
-                    Some((operator, _)) => {
-                        open.extend(operator.chars().filter_map(closer));
-                        found.push(format!("`{operator}` at character {}", i + 1));
-                        i += source_len(&operator);
-                    }
-                    None => i += 1,
-                }
-            }
-        }
-    }
-    if found.is_empty() {
-        String::new()
-    } else {
-        format!(". Also unquoted: {}.", found.join(", "))
     }
 }
 

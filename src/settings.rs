@@ -203,7 +203,7 @@ impl Settings {
         let state_timeout = Duration::from_secs(parse_u64(
             get("EXECUTION_STATE_TIMEOUT_SECS"),
             "EXECUTION_STATE_TIMEOUT_SECS",
-            5,
+            crate::state::redis::DEFAULT_CALL_TIMEOUT.as_secs(),
             1..=60,
         )?);
         let state_key = match get("EXECUTION_STATE_KEY") {
